@@ -1,0 +1,25 @@
+/** pino logger factory: JSON lines by default, pretty output on request. */
+import { pino, type Logger, type LevelWithSilent } from "pino";
+
+export type { Logger };
+
+export interface LoggerOptions {
+  name: string;
+  level?: LevelWithSilent;
+  format?: "json" | "pretty";
+  /** Write to stderr (fd 2) instead of stdout; CLIs that print results on stdout use this. */
+  stderr?: boolean;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const level = opts.level ?? "info";
+  const fd = opts.stderr ? 2 : 1;
+  if (opts.format === "pretty") {
+    return pino({
+      name: opts.name,
+      level,
+      transport: { target: "pino-pretty", options: { destination: fd, colorize: false, translateTime: "SYS:HH:MM:ss.l" } },
+    });
+  }
+  return pino({ name: opts.name, level }, pino.destination({ fd, sync: false }));
+}
