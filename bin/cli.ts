@@ -1,0 +1,110 @@
+/** The `edgepool` command line: one subcommand per user task, each with --help. */
+import { Command, Option } from "commander";
+import { runWorker } from "../worker/main.js";
+import { conformanceCommand } from "./commands/conformance.js";
+import { coordinatorCommand } from "./commands/coordinator.js";
+import { demoCommand } from "./commands/demo.js";
+import { exportModelCommand, inspectCommand, modelsCommand } from "./commands/models.js";
+import { statusCommand } from "./commands/status.js";
+import { submitCommand } from "./commands/submit.js";
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function logOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--log-level <level>", "log level").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"))
+    .addOption(new Option("--log-format <format>", "log format").choices(["json", "pretty"]).default("json"));
+}
+
+/** Parses argv, runs the command, and resolves its exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const run = (p: Promise<number> | number) => Promise.resolve(p).then((c) => void (code = c));
+  const program = new Command("edgepool")
+    .description("Pool the spare compute of many devices into one ONNX inference service, and measure what it is worth.")
+    .showHelpAfterError("(add --help for usage)")
+    .exitOverride();
+
+  logOptions(
+    program
+      .command("coordinator")
+      .description("serve jobs to workers on one HTTP + WebSocket port")
+      .option("--port <port>", "port to listen on (0 picks a free one)", "7070")
+      .option("--host <addr>", "address to listen on (0.0.0.0 for other machines)", "127.0.0.1")
+      .option("--data-dir <dir>", "job database, models and tensors (default ~/.edgepool/coordinator)")
+      .option("--stats-interval <ms>", "how often to log pooled throughput while work runs", "5000"),
+  ).action((o: Record<string, unknown>) => run(coordinatorCommand(o)));
+
+  logOptions(
+    program
+      .command("worker")
+      .description("run shards for a coordinator with ONNX Runtime")
+      .requiredOption("--coordinator <url>", "coordinator URL, e.g. ws://host:7070")
+      .option("--slots <n>", "shards run at once", "1")
+      .option("--threads <n>", "ONNX Runtime threads per shard", "1")
+      .option("--name <name>", "name shown in status (default: host name)")
+      .option("--state-dir <dir>", "worker id and model cache (default ~/.edgepool/worker)"),
+  ).action((o: Record<string, unknown>) => run(runWorker(o)));
+
+  program
+    .command("submit")
+    .description("run a job: a model and .npy inputs in, .npy outputs out")
+    .requiredOption("--coordinator <url>", "coordinator URL, e.g. http://host:7070")
+    .requiredOption("--model <model>", "an .onnx file or a catalog model name (see 'edgepool models')")
+    .option("--input <name=file.npy>", "a named input; repeat for each model input", collect)
+    .requiredOption("--out <dir>", "folder for the outputs, one <output name>.npy each")
+    .option("--shard-size <n>", "rows per shard (default: about rows/64)")
+    .option("--quiet", "print nothing but errors and the final line")
+    .action((o: Record<string, unknown>) => run(submitCommand({ ...o, input: o.input ?? [] })));
+
+  program
+    .command("status")
+    .description("workers, jobs and pooled throughput of a coordinator")
+    .requiredOption("--coordinator <url>", "coordinator URL, e.g. http://host:7070")
+    .option("--json", "print JSON for scripts")
+    .action((o: Record<string, unknown>) => run(statusCommand(o)));
+
+  program.command("models").description("list the built-in model catalog").action(() => run(modelsCommand()));
+
+  program
+    .command("export-model")
+    .description("write a catalog model to an .onnx file")
+    .argument("<name>", "catalog model name")
+    .argument("<file>", "output .onnx file")
+    .action((name: string, file: string) => run(exportModelCommand(name, file)));
+
+  program
+    .command("inspect")
+    .description("print a model's inputs, outputs and FLOPs per sample")
+    .argument("<file>", ".onnx file")
+    .option("--json", "print JSON")
+    .action((file: string, o: { json?: boolean }) => run(inspectCommand(file, o)));
+
+  program
+    .command("demo")
+    .description("start a local pool, run a demo job, print throughput (what npm start runs)")
+    .option("--workers <n>", "worker processes (default: one per core)")
+    .option("--samples <n>", "samples in the job", "8192")
+    .option("--model <name>", "catalog model", "cnn")
+    .option("--shard-size <n>", "rows per shard")
+    .action((o: Record<string, unknown>) => run(demoCommand(o)));
+
+  program
+    .command("conformance")
+    .description("run a folder of models with expected outputs through a pool and report pass/fail")
+    .argument("<dir>", "folder with <name>.onnx and <name>_output_0.pb files")
+    .option("--coordinator <url>", "use this coordinator instead of a local pool")
+    .option("--workers <n>", "local pool size", "2")
+    .option("--rtol <x>", "relative tolerance", "1e-3")
+    .option("--atol <x>", "absolute tolerance", "1e-7")
+    .action((dir: string, o: Record<string, unknown>) => run(conformanceCommand(dir, o)));
+
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.help" || e.code === "commander.version") return 0;
+    return typeof e.exitCode === "number" ? (e.exitCode === 1 ? 2 : e.exitCode) : 1;
+  }
+  return code;
+}

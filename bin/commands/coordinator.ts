@@ -1,0 +1,24 @@
+/** `edgepool coordinator`: serve HTTP and WebSocket on one port until SIGINT/SIGTERM. */
+import { Coordinator } from "../../coordinator/coordinator.js";
+import { parseCoordinatorConfig } from "../../coordinator/config.js";
+import { createLogger } from "../../shared/logger.js";
+import { fail, onceSignalled } from "../cli-util.js";
+
+export async function coordinatorCommand(opts: Record<string, unknown>): Promise<number> {
+  let coordinator: Coordinator;
+  const signals = onceSignalled();
+  try {
+    const config = parseCoordinatorConfig({ ...opts, statsIntervalMs: opts.statsInterval });
+    const log = createLogger({ name: "coordinator", level: config.logLevel, format: config.logFormat });
+    coordinator = await Coordinator.start(config, log);
+    const ws = coordinator.url.replace(/^http/, "ws");
+    process.stdout.write(`edgepool coordinator listening on ${coordinator.url} (workers: --coordinator ${ws})\n`);
+  } catch (err) {
+    signals.dispose();
+    return fail("coordinator", err);
+  }
+  await signals.promise;
+  await coordinator.close();
+  signals.dispose();
+  return 0;
+}

@@ -1,0 +1,81 @@
+/** `edgepool submit`: run one job through a coordinator and save its outputs as .npy files. */
+import { readFile, stat } from "node:fs/promises";
+import { z } from "zod";
+import { CoordinatorClient } from "../../coordinator/client.js";
+import { submitJob } from "../../coordinator/submit-job.js";
+import { catalogModel } from "../../shared/catalog.js";
+import { EdgepoolError } from "../../shared/errors.js";
+import { fail, fmtRate, parseOptions } from "../cli-util.js";
+
+const SubmitOptionsSchema = z.object({
+  coordinator: z.string().min(1),
+  model: z.string().min(1),
+  input: z.array(z.string()).min(1, "give at least one --input <name>=<file.npy>"),
+  out: z.string().min(1),
+  shardSize: z.coerce.number().int().positive().optional(),
+  quiet: z.boolean().default(false),
+});
+
+/** A model argument is a file path or a catalog name; anything else is a clear error. */
+export async function loadModelArg(model: string): Promise<Uint8Array> {
+  const isFile = await stat(model).then((s) => s.isFile(), () => false);
+  if (isFile) return new Uint8Array(await readFile(model));
+  const entry = (() => {
+    try {
+      return catalogModel(model);
+    } catch {
+      return undefined;
+    }
+  })();
+  if (!entry) {
+    throw new EdgepoolError("E_NOT_FOUND", `unknown model '${model}': no such file and no catalog model of that name (see 'edgepool models')`);
+  }
+  return entry.build();
+}
+
+function parseInputs(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const eq = p.indexOf("=");
+    if (eq <= 0 || eq === p.length - 1) throw new EdgepoolError("E_CONFIG", `--input '${p}' must look like <name>=<file.npy>`);
+    const name = p.slice(0, eq);
+    if (name in out) throw new EdgepoolError("E_CONFIG", `--input ${name} is given twice`);
+    out[name] = p.slice(eq + 1);
+  }
+  return out;
+}
+
+export async function submitCommand(raw: Record<string, unknown>): Promise<number> {
+  try {
+    const opts = parseOptions(SubmitOptionsSchema, raw);
+    const inputs = parseInputs(opts.input);
+    for (const [name, file] of Object.entries(inputs)) {
+      const ok = await stat(file).then((s) => s.isFile(), () => false);
+      if (!ok) throw new EdgepoolError("E_NOT_FOUND", `input '${name}': file ${file} does not exist`);
+    }
+    const model = await loadModelArg(opts.model);
+    const client = new CoordinatorClient(opts.coordinator);
+    let lastLine = 0;
+    const { job, files } = await submitJob(client, {
+      model,
+      inputs,
+      outDir: opts.out,
+      ...(opts.shardSize ? { shardSize: opts.shardSize } : {}),
+      onJob: (j) => {
+        if (!opts.quiet) process.stderr.write(`job ${j.id}: ${j.rows} samples in ${j.shards} shards\n`);
+      },
+      onProgress: (j) => {
+        if (opts.quiet || Date.now() - lastLine < 2000 || j.state === "done") return;
+        lastLine = Date.now();
+        process.stderr.write(`job ${j.id}: ${j.samplesDone}/${j.rows} samples (${(j.progress * 100).toFixed(1)}%), ${fmtRate(j.samplesPerSec)} samples/s\n`);
+      },
+    });
+    const secs = job.startedAt && job.finishedAt ? (job.finishedAt - job.startedAt) / 1000 : 0;
+    process.stdout.write(
+      `job ${job.id} done: ${job.rows} samples in ${secs.toFixed(2)} s (${fmtRate(job.samplesPerSec)} samples/s); wrote ${Object.values(files).join(", ")}\n`,
+    );
+    return 0;
+  } catch (err) {
+    return fail("submit", err);
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * A pool on this machine: a coordinator in this process and worker daemons as child
+ * processes, each a real `edgepool worker` talking over a real socket. Used by `demo` and
+ * `conformance` when no coordinator is given.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Coordinator } from "../coordinator/coordinator.js";
+import { parseCoordinatorConfig } from "../coordinator/config.js";
+import { EdgepoolError } from "../shared/errors.js";
+import { createLogger } from "../shared/logger.js";
+
+export const EDGEPOOL_BIN = fileURLToPath(new URL("./edgepool.js", import.meta.url));
+
+export interface LocalPoolOptions {
+  workers: number;
+  threads?: number;
+  logLevel?: "info" | "warn" | "error" | "silent";
+  statsIntervalMs?: number;
+}
+
+export class LocalPool {
+  private constructor(
+    readonly coordinator: Coordinator,
+    readonly children: ChildProcess[],
+    private readonly dir: string,
+  ) {}
+
+  static async start(opts: LocalPoolOptions): Promise<LocalPool> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "edgepool-local-"));
+    const log = createLogger({ name: "coordinator", level: opts.logLevel ?? "warn", stderr: true });
+    const config = parseCoordinatorConfig({
+      port: 0,
+      host: "127.0.0.1",
+      dataDir: path.join(dir, "coordinator"),
+      ...(opts.statsIntervalMs ? { statsIntervalMs: opts.statsIntervalMs } : {}),
+    });
+    const coordinator = await Coordinator.start(config, log);
+    const children: ChildProcess[] = [];
+    const pool = new LocalPool(coordinator, children, dir);
+    try {
+      for (let i = 0; i < opts.workers; i++) {
+        const child = spawn(
+          process.execPath,
+          [
+            EDGEPOOL_BIN, "worker",
+            "--coordinator", coordinator.url.replace(/^http/, "ws"),
+            "--name", `local-${i + 1}`,
+            "--threads", String(opts.threads ?? 1),
+            "--state-dir", path.join(dir, `worker-${i + 1}`),
+            "--log-level", opts.logLevel ?? "warn",
+          ],
+          { stdio: ["ignore", "inherit", "inherit"] },
+        );
+        children.push(child);
+      }
+      await pool.waitForWorkers(opts.workers, 30_000);
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  /** Resolves once `n` workers are connected. */
+  async waitForWorkers(n: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.coordinator.scheduler.workers.size < n) {
+      const dead = this.children.find((c) => c.exitCode !== null);
+      if (dead) throw new EdgepoolError("E_UNAVAILABLE", `a local worker exited with code ${dead.exitCode} before joining`);
+      if (Date.now() > deadline) {
+        throw new EdgepoolError("E_TIMEOUT", `only ${this.coordinator.scheduler.workers.size} of ${n} local workers joined within ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Stops workers (SIGTERM, then SIGKILL after 5 s), the coordinator, and removes temp files. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill("SIGKILL"), 5000);
+            c.once("exit", () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.kill("SIGTERM");
+          }),
+      ),
+    );
+    await this.coordinator.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

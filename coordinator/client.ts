@@ -1,0 +1,211 @@
+/**
+ * The client SDK: what `submit`, `status` and tests use to talk to a coordinator over HTTP.
+ * Every response is parsed with zod; HTTP errors come back as EdgepoolError with the
+ * coordinator's code and message; an unreachable coordinator is E_UNAVAILABLE.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { z } from "zod";
+import { EdgepoolError, isErrorCode } from "../shared/errors.js";
+import { IoInfoSchema } from "../shared/onnx/model-info.js";
+import { DTYPES } from "../shared/tensor.js";
+
+const ErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+export const ModelViewSchema = z.object({
+  sha256: z.string(),
+  bytes: z.number(),
+  inputs: z.array(IoInfoSchema),
+  outputs: z.array(IoInfoSchema),
+  fixedBatch: z.boolean(),
+  flopsPerSample: z.number(),
+});
+
+export const UploadViewSchema = z.object({ id: z.string(), dtype: z.enum(DTYPES), shape: z.array(z.number()), bytes: z.number() });
+
+const TensorMetaSchema = z.object({ name: z.string(), dtype: z.enum(DTYPES), shape: z.array(z.number()) });
+export const JobViewSchema = z.object({
+  id: z.string(),
+  state: z.enum(["queued", "running", "done", "failed", "cancelled"]),
+  model: z.string(),
+  rows: z.number(),
+  shardSize: z.number(),
+  shards: z.number(),
+  shardsDone: z.number(),
+  samplesDone: z.number(),
+  progress: z.number(),
+  samplesPerSec: z.number(),
+  error: z.string().nullable(),
+  inputs: z.array(TensorMetaSchema),
+  outputs: z.array(TensorMetaSchema),
+  createdAt: z.number(),
+  startedAt: z.number().nullable(),
+  finishedAt: z.number().nullable(),
+});
+export type JobView = z.infer<typeof JobViewSchema>;
+
+export const WorkerViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  state: z.string(),
+  busy: z.boolean(),
+  platform: z.string(),
+  cpus: z.number(),
+  threads: z.number(),
+  slots: z.number(),
+  virtual: z.boolean(),
+  inflight: z.number(),
+  shardsDone: z.number(),
+  samplesDone: z.number(),
+  shardErrors: z.number(),
+  computeMs: z.number(),
+  samplesPerSec: z.number(),
+  connectedAt: z.number(),
+  lastSeen: z.number(),
+});
+export type WorkerView = z.infer<typeof WorkerViewSchema>;
+
+export const StatusViewSchema = z.object({
+  version: z.string(),
+  protocol: z.number(),
+  url: z.string(),
+  uptimeSec: z.number(),
+  workers: z.array(WorkerViewSchema),
+  jobs: z.array(JobViewSchema),
+  throughput: z.object({
+    shardsPerSec: z.number(),
+    samplesPerSec: z.number(),
+    gflopsPerSec: z.number(),
+    totalShards: z.number(),
+    totalSamples: z.number(),
+    totalGflop: z.number(),
+  }),
+  counters: z.record(z.string(), z.number()),
+  memory: z.object({ rssBytes: z.number() }),
+});
+export type StatusView = z.infer<typeof StatusViewSchema>;
+
+const TERMINAL = new Set(["done", "failed", "cancelled"]);
+
+/** Turns ws:// into http:// (and wss:// into https://) so either form can be given. */
+export function httpBase(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new EdgepoolError("E_CONFIG", `'${url}' is not a URL; give the coordinator as http://host:port`);
+  }
+  if (u.protocol === "ws:") u.protocol = "http:";
+  else if (u.protocol === "wss:") u.protocol = "https:";
+  else if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new EdgepoolError("E_CONFIG", `'${url}' must start with http://, https://, ws:// or wss://`);
+  }
+  return u.origin;
+}
+
+export class CoordinatorClient {
+  readonly base: string;
+
+  constructor(url: string, private readonly timeoutMs = 30_000) {
+    this.base = httpBase(url);
+  }
+
+  private async request(path: string, init: RequestInit & { duplex?: "half" } = {}, timeoutMs = this.timeoutMs): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, { ...init, signal: init.signal ?? AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+      throw new EdgepoolError(
+        "E_UNAVAILABLE",
+        `cannot reach the coordinator at ${this.base} (${cause}); check the URL and that 'edgepool coordinator' runs there`,
+        { cause: err },
+      );
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      const body = ErrorBodySchema.safeParse(parsed);
+      if (body.success) {
+        const code = isErrorCode(body.data.error.code) ? body.data.error.code : "E_INTERNAL";
+        throw new EdgepoolError(code, body.data.error.message);
+      }
+      throw new EdgepoolError("E_INTERNAL", `coordinator answered HTTP ${res.status} to ${init.method ?? "GET"} ${path}: ${text.slice(0, 200)}`);
+    }
+    return res;
+  }
+
+  private async json<T>(schema: z.ZodType<T>, path: string, init?: RequestInit & { duplex?: "half" }, timeoutMs?: number): Promise<T> {
+    const res = await this.request(path, init, timeoutMs);
+    const r = schema.safeParse(await res.json());
+    if (!r.success) throw new EdgepoolError("E_PROTOCOL", `unexpected answer from ${path}: ${r.error.issues[0]?.message ?? ""}; are client and coordinator the same version?`);
+    return r.data;
+  }
+
+  health(): Promise<{ ok: boolean; version: string; protocol: number }> {
+    return this.json(z.object({ ok: z.boolean(), version: z.string(), protocol: z.number() }), "/api/health", {}, 5000);
+  }
+
+  uploadModel(bytes: Uint8Array) {
+    return this.json(ModelViewSchema, "/api/models", { method: "POST", body: bytes as Uint8Array<ArrayBuffer>, headers: { "content-type": "application/octet-stream" } }, 600_000);
+  }
+
+  /** Streams an .npy file to the coordinator; returns its upload id. */
+  uploadNpy(file: string) {
+    const body = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>;
+    return this.json(
+      UploadViewSchema,
+      "/api/uploads",
+      { method: "POST", body, duplex: "half", headers: { "content-type": "application/octet-stream" } },
+      3_600_000,
+    );
+  }
+
+  createJob(req: { model: string; inputs: Record<string, string>; shardSize?: number }) {
+    return this.json(JobViewSchema, "/api/jobs", { method: "POST", body: JSON.stringify(req), headers: { "content-type": "application/json" } });
+  }
+
+  job(id: string) {
+    return this.json(JobViewSchema, `/api/jobs/${encodeURIComponent(id)}`);
+  }
+
+  cancel(id: string) {
+    return this.json(JobViewSchema, `/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+  }
+
+  status() {
+    return this.json(StatusViewSchema, "/api/status");
+  }
+
+  /** Polls until the job is done, failed or cancelled; `onProgress` sees every poll. */
+  async waitForJob(id: string, opts: { intervalMs?: number; onProgress?: (j: JobView) => void; signal?: AbortSignal } = {}): Promise<JobView> {
+    for (;;) {
+      const j = await this.job(id);
+      opts.onProgress?.(j);
+      if (TERMINAL.has(j.state)) return j;
+      if (opts.signal?.aborted) throw new EdgepoolError("E_CANCELLED", "stopped waiting for the job");
+      await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+    }
+  }
+
+  /** Downloads an output to `file` via a temp name, so a partial download never looks complete. */
+  async downloadOutput(id: string, name: string, file: string): Promise<void> {
+    const res = await this.request(`/api/jobs/${encodeURIComponent(id)}/outputs/${encodeURIComponent(name)}`, {}, 3_600_000);
+    if (!res.body) throw new EdgepoolError("E_IO", `empty body for output ${name}`);
+    const tmp = `${file}.partial-${process.pid}`;
+    try {
+      await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>), createWriteStream(tmp));
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw new EdgepoolError("E_IO", `could not save output '${name}' to ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+}

@@ -1,0 +1,34 @@
+/** Coordinator options: friendly input validated once into one normalized object. */
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { EdgepoolError } from "../shared/errors.js";
+
+export const CoordinatorConfigSchema = z.object({
+  port: z.coerce.number().int().min(0).max(65535).default(7070),
+  host: z.string().min(1).default("127.0.0.1"),
+  dataDir: z.string().min(1).default(path.join(os.homedir(), ".edgepool", "coordinator")),
+  /** Shards sent ahead of the ones running, per worker, so transfer hides behind compute. */
+  prefetch: z.coerce.number().int().min(0).max(16).default(1),
+  /** How often the throughput summary is logged while work runs. */
+  statsIntervalMs: z.coerce.number().int().positive().default(5000),
+  /** A connection that has not said hello by then is closed. */
+  helloTimeoutMs: z.coerce.number().int().positive().default(10_000),
+  /** Attempts per shard before its job fails. */
+  maxShardAttempts: z.coerce.number().int().min(1).max(100).default(3),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  logFormat: z.enum(["json", "pretty"]).default("json"),
+});
+
+export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
+export type CoordinatorOptions = z.input<typeof CoordinatorConfigSchema>;
+
+/** Validates coordinator options; a bad value becomes an E_CONFIG error naming the flag. */
+export function parseCoordinatorConfig(input: unknown): CoordinatorConfig {
+  const r = CoordinatorConfigSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new EdgepoolError("E_CONFIG", `invalid coordinator option ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
+  }
+  return { ...r.data, dataDir: path.resolve(r.data.dataDir) };
+}

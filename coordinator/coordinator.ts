@@ -1,0 +1,224 @@
+/**
+ * The coordinator process: one port for HTTP (models, jobs, status) and WebSocket
+ * (workers), a data directory with the SQLite job database, models and tensors, and the
+ * periodic throughput log line.
+ */
+import { createReadStream } from "node:fs";
+import { mkdir, stat } from "node:fs/promises";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Logger } from "pino";
+import { WebSocketServer } from "ws";
+import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
+import { PROTOCOL_VERSION } from "../shared/protocol.js";
+import type { CoordinatorConfig } from "./config.js";
+import { readJson, sendError, sendJson } from "./http-util.js";
+import { JobDb } from "./job-db.js";
+import { CreateJobSchema, JobService, jobView } from "./job-service.js";
+import { ModelStore } from "./model-store.js";
+import { Scheduler } from "./scheduler.js";
+import { Throughput } from "./throughput.js";
+import { WorkerGateway } from "./worker-gateway.js";
+
+export const VERSION = "0.1.0";
+const MAX_MODEL_BYTES = 2 * 1024 ** 3;
+const MAX_INPUT_BYTES = 256 * 1024 ** 3;
+/** Largest WebSocket message accepted (a result frame). */
+const MAX_WS_PAYLOAD = 1024 ** 3;
+
+export class Coordinator {
+  private readonly server: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly db: JobDb;
+  readonly throughput = new Throughput();
+  readonly scheduler: Scheduler;
+  readonly jobs: JobService;
+  readonly models: ModelStore;
+  private readonly gateway: WorkerGateway;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
+  private lastTotals = { shards: 0, at: Date.now() };
+
+  private constructor(
+    readonly config: CoordinatorConfig,
+    private readonly log: Logger,
+  ) {
+    this.db = new JobDb(path.join(config.dataDir, "edgepool.sqlite"));
+    this.models = new ModelStore(path.join(config.dataDir, "models"), this.db, MAX_MODEL_BYTES);
+    this.scheduler = new Scheduler(log, this.throughput, config.maxShardAttempts, {
+      jobFinished: (job) => this.jobs.forget(job),
+    });
+    this.jobs = new JobService(config.dataDir, this.db, this.models, this.scheduler, MAX_INPUT_BYTES);
+    this.gateway = new WorkerGateway(log, this.scheduler, config);
+    this.server = http.createServer((req, res) => {
+      this.route(req, res).catch((err: unknown) => {
+        const e = toEdgepoolError(err);
+        if (e.code === "E_INTERNAL") this.log.error({ err: e.message, url: req.url }, "request failed");
+        sendError(res, e);
+      });
+    });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false });
+    this.server.on("upgrade", (req, socket, head) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      if (url.pathname !== "/" && url.pathname !== "/ws") {
+        socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.gateway.accept(ws, req));
+    });
+    this.server.on("clientError", (_err, socket) => {
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+    });
+  }
+
+  /** Opens the data directory, listens, and starts the throughput log. */
+  static async start(config: CoordinatorConfig, log: Logger): Promise<Coordinator> {
+    await mkdir(config.dataDir, { recursive: true });
+    const c = new Coordinator(config, log);
+    await c.models.init();
+    await c.jobs.init();
+    await new Promise<void>((resolve, reject) => {
+      c.server.once("error", (err) =>
+        reject(new EdgepoolError("E_CONFIG", `cannot listen on ${config.host}:${config.port}: ${err.message}; pick another --port or --host`, { cause: err })),
+      );
+      c.server.listen(config.port, config.host, () => resolve());
+    });
+    c.scheduleStats();
+    log.info({ url: c.url, dataDir: config.dataDir, protocol: PROTOCOL_VERSION }, "coordinator listening");
+    return c;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** http://host:port, with a wildcard host shown as this machine's loopback. */
+  get url(): string {
+    const host = this.config.host === "0.0.0.0" || this.config.host === "::" ? "127.0.0.1" : this.config.host;
+    return `http://${host.includes(":") ? `[${host}]` : host}:${this.port}`;
+  }
+
+  private scheduleStats(): void {
+    this.statsTimer = setTimeout(() => {
+      this.logStats();
+      this.scheduleStats();
+    }, this.config.statsIntervalMs);
+    this.statsTimer.unref();
+  }
+
+  /** One info line per interval while work runs: workers, busy workers and rates. */
+  private logStats(): void {
+    const now = Date.now();
+    const total = this.throughput.total;
+    const working = this.scheduler.activeJobs.length > 0 || total.shards !== this.lastTotals.shards;
+    if (!working) return;
+    const r = this.throughput.rates();
+    this.lastTotals = { shards: total.shards, at: now };
+    this.log.info(
+      {
+        workers: this.scheduler.workers.size,
+        busyWorkers: this.scheduler.busyWorkers(),
+        jobs: this.scheduler.activeJobs.length,
+        shardsPerSec: round(r.shardsPerSec),
+        samplesPerSec: round(r.samplesPerSec),
+        gflopsPerSec: round(r.gflopsPerSec),
+      },
+      "pool throughput",
+    );
+  }
+
+  /** Everything `status` shows. */
+  status() {
+    const r = this.throughput.rates();
+    return {
+      version: VERSION,
+      protocol: PROTOCOL_VERSION,
+      url: this.url,
+      uptimeSec: Math.round(process.uptime()),
+      workers: [...this.scheduler.workers].map((w) => w.toStatus()),
+      jobs: this.jobs.list().map(jobView),
+      throughput: {
+        shardsPerSec: r.shardsPerSec,
+        samplesPerSec: r.samplesPerSec,
+        gflopsPerSec: r.gflopsPerSec,
+        totalShards: this.throughput.total.shards,
+        totalSamples: this.throughput.total.samples,
+        totalGflop: this.throughput.total.flops / 1e9,
+      },
+      counters: { ...this.scheduler.counters },
+      memory: { rssBytes: process.memoryUsage().rss, hostname: os.hostname() },
+    };
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://x");
+    const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    const method = req.method ?? "GET";
+    const [a, b, c, d, e] = parts;
+
+    if (a === "models" && b && !c && method === "GET") return this.serveFile(res, this.models.pathOf(b), "application/octet-stream");
+    if (a !== "api") throw new EdgepoolError("E_NOT_FOUND", `no route ${method} ${url.pathname}; the API lives under /api`);
+
+    if (b === "health" && method === "GET") return sendJson(res, 200, { ok: true, version: VERSION, protocol: PROTOCOL_VERSION });
+    if (b === "status" && method === "GET") return sendJson(res, 200, this.status());
+    if (b === "models" && !c && method === "POST") {
+      const m = await this.models.upload(req);
+      return sendJson(res, 201, { sha256: m.sha256, bytes: m.bytes, ...m.info });
+    }
+    if (b === "models" && c && !d && method === "GET") {
+      const m = this.models.require(c);
+      return sendJson(res, 200, { sha256: m.sha256, bytes: m.bytes, ...m.info });
+    }
+    if (b === "uploads" && !c && method === "POST") return sendJson(res, 201, await this.jobs.upload(req));
+    if (b === "jobs" && !c && method === "POST") {
+      const body = await readJson(req, CreateJobSchema);
+      return sendJson(res, 201, jobView(await this.jobs.create(body)));
+    }
+    if (b === "jobs" && !c && method === "GET") return sendJson(res, 200, { jobs: this.jobs.list().map(jobView) });
+    if (b === "jobs" && c && !d && method === "GET") return sendJson(res, 200, jobView(this.jobs.get(c)));
+    if (b === "jobs" && c && ((d === "cancel" && method === "POST") || (!d && method === "DELETE"))) {
+      return sendJson(res, 200, jobView(this.jobs.cancel(c)));
+    }
+    if (b === "jobs" && c && d === "outputs" && e && method === "GET") {
+      return this.serveFile(res, this.jobs.outputFile(c, e), "application/octet-stream");
+    }
+    throw new EdgepoolError("E_NOT_FOUND", `no route ${method} ${url.pathname}`);
+  }
+
+  private async serveFile(res: ServerResponse, file: string, type: string): Promise<void> {
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch {
+      throw new EdgepoolError("E_NOT_FOUND", `${path.basename(file)} is not on this coordinator`);
+    }
+    res.writeHead(200, { "content-type": type, "content-length": size });
+    await pipeline(createReadStream(file), res);
+  }
+
+  /** Stops listening, closes every worker socket, and closes the database. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.statsTimer) clearTimeout(this.statsTimer);
+      for (const ws of this.wss.clients) ws.close(1001, "coordinator shutting down");
+      const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.server.closeAllConnections();
+      setTimeout(() => {
+        for (const ws of this.wss.clients) ws.terminate();
+      }, 1000).unref();
+      await closed;
+      this.wss.close();
+      await this.jobs.close();
+      this.db.close();
+      this.log.info("coordinator stopped");
+    })();
+    return this.closing;
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}

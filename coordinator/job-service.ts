@@ -1,0 +1,198 @@
+/**
+ * Creating, reading and cancelling jobs. Inputs arrive first as uploads (streamed to disk,
+ * checked to be complete .npy files); a job then claims its uploads, which move into the
+ * job's own folder, so no tensor ever sits in coordinator memory as a whole.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
+import path from "node:path";
+import { z } from "zod";
+import { EdgepoolError } from "../shared/errors.js";
+import { safeFileName, validateJobInputs } from "../shared/job-inputs.js";
+import { readNpyFileHeader } from "../shared/npy-file.js";
+import { elementCount, bytesPerElement } from "../shared/tensor.js";
+import { bodyToFile } from "./body-to-file.js";
+import { Job } from "./job.js";
+import type { JobDb, JobRow } from "./job-db.js";
+import type { ModelStore } from "./model-store.js";
+import { defaultShardSize, planShards } from "./planner.js";
+import type { Scheduler } from "./scheduler.js";
+
+const UPLOAD_ID_RE = /^[0-9a-f-]{36}$/;
+const JOB_ID_RE = /^j_[0-9a-z]{16}$/;
+
+export const CreateJobSchema = z.object({
+  model: z.string().regex(/^[0-9a-f]{64}$/, "model must be the sha256 returned by POST /api/models"),
+  inputs: z.record(z.string().min(1).max(256), z.string().regex(UPLOAD_ID_RE, "input values must be upload ids")),
+  shardSize: z.number().int().positive().optional(),
+});
+export type CreateJobRequest = z.infer<typeof CreateJobSchema>;
+
+export class JobService {
+  /** Active jobs by id; finished jobs are read from the database. */
+  private readonly live = new Map<string, Job>();
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly db: JobDb,
+    private readonly models: ModelStore,
+    private readonly scheduler: Scheduler,
+    private readonly maxInputBytes: number,
+  ) {}
+
+  private get uploadsDir(): string {
+    return path.join(this.dataDir, "uploads");
+  }
+
+  jobDir(id: string): string {
+    if (!JOB_ID_RE.test(id)) throw new EdgepoolError("E_NOT_FOUND", `no job '${id.slice(0, 40)}'`);
+    return path.join(this.dataDir, "jobs", id);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.uploadsDir, { recursive: true });
+    await mkdir(path.join(this.dataDir, "jobs"), { recursive: true });
+    // Jobs that were running when the coordinator stopped cannot be resumed yet: mark them.
+    for (const row of this.db.unfinishedJobs()) {
+      this.db.setState(row.id, "failed", "the coordinator stopped while this job ran; submit it again");
+    }
+  }
+
+  /** Streams an .npy upload to disk and checks it is a complete, supported .npy file. */
+  async upload(req: IncomingMessage): Promise<{ id: string; dtype: string; shape: number[]; bytes: number }> {
+    const received = await bodyToFile(req, this.uploadsDir, this.maxInputBytes);
+    try {
+      const header = await readNpyFileHeader(received.file);
+      const expected = header.headerBytes + elementCount(header.shape) * bytesPerElement(header.dtype);
+      if (received.bytes !== expected) {
+        throw new EdgepoolError(
+          "E_NPY",
+          `the .npy upload has ${received.bytes} bytes but its header (${header.dtype} [${header.shape.join(",")}]) needs ${expected}; the file is truncated or corrupt`,
+        );
+      }
+      const id = randomUUID();
+      await rename(received.file, path.join(this.uploadsDir, `${id}.npy`));
+      return { id, dtype: header.dtype, shape: header.shape, bytes: received.bytes };
+    } finally {
+      await rm(received.file, { force: true });
+    }
+  }
+
+  /** Validates a job request against the model, claims its uploads and queues its shards. */
+  async create(req: CreateJobRequest): Promise<JobRow> {
+    const model = this.models.require(req.model);
+    const given = [];
+    for (const [name, uploadId] of Object.entries(req.inputs)) {
+      const file = path.join(this.uploadsDir, `${uploadId}.npy`);
+      try {
+        await stat(file);
+      } catch {
+        throw new EdgepoolError("E_NOT_FOUND", `upload ${uploadId} for input '${name}' does not exist; upload the .npy again`);
+      }
+      const h = await readNpyFileHeader(file);
+      given.push({ name, uploadId, file, dtype: h.dtype, shape: h.shape });
+    }
+    const rows = validateJobInputs(model.info.inputs, given);
+    const id = `j_${randomBytes(10).toString("hex").slice(0, 16)}`;
+    const dir = this.jobDir(id);
+    await mkdir(path.join(dir, "inputs"), { recursive: true });
+    const inputs = [];
+    for (const [i, g] of given.entries()) {
+      const rel = path.join("inputs", `${i}-${safeFileName(g.name)}.npy`);
+      await rename(g.file, path.join(dir, rel));
+      inputs.push({ name: g.name, file: rel, dtype: g.dtype, shape: g.shape });
+    }
+    const bytesPerRow = inputs.reduce((s, g) => s + elementCount(g.shape.slice(1)) * bytesPerElement(g.dtype), 0);
+    const shardSize = req.shardSize ?? defaultShardSize(rows, bytesPerRow);
+    const shards = planShards(rows, shardSize);
+    const row = {
+      id,
+      model: model.sha256,
+      state: "queued" as const,
+      rows,
+      shardSize,
+      inputs,
+      createdAt: Date.now(),
+      shardCount: shards.length,
+    };
+    this.db.insertJob(row, shards);
+    const full = this.db.getJob(id)!;
+    const job = await Job.open(full, model, dir, this.db);
+    this.live.set(id, job);
+    this.scheduler.addJob(job);
+    return full;
+  }
+
+  /** Called when a job reaches a terminal state. */
+  forget(job: Job): void {
+    this.live.delete(job.id);
+  }
+
+  get(id: string): JobRow {
+    this.jobDir(id);
+    const row = this.db.getJob(id);
+    if (!row) throw new EdgepoolError("E_NOT_FOUND", `no job '${id}' on this coordinator`);
+    return row;
+  }
+
+  list(): JobRow[] {
+    return this.db.listJobs();
+  }
+
+  cancel(id: string): JobRow {
+    const job = this.live.get(id);
+    if (!job) {
+      const row = this.get(id);
+      throw new EdgepoolError("E_STATE", `job ${id} is already ${row.state}`);
+    }
+    this.scheduler.cancelJob(job);
+    return this.get(id);
+  }
+
+  /** The file of a finished job's output, by output name. */
+  outputFile(id: string, name: string): string {
+    const row = this.get(id);
+    if (row.state !== "done") {
+      throw new EdgepoolError("E_STATE", `job ${id} is ${row.state}; outputs can be downloaded once it is done`);
+    }
+    const out = row.outputs?.find((o) => o.name === name);
+    if (!out) {
+      const names = row.outputs?.map((o) => o.name).join(", ") ?? "";
+      throw new EdgepoolError("E_NOT_FOUND", `job ${id} has no output '${name}'; its outputs are: ${names}`);
+    }
+    return path.join(this.jobDir(id), out.file);
+  }
+
+  liveJobs(): Job[] {
+    return [...this.live.values()];
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.live.values()].map((j) => j.closeFiles()));
+  }
+}
+
+/** The public view of a job, as the API returns it. */
+export function jobView(row: JobRow) {
+  const elapsedMs = row.startedAt ? (row.finishedAt ?? Date.now()) - row.startedAt : 0;
+  return {
+    id: row.id,
+    state: row.state,
+    model: row.model,
+    rows: row.rows,
+    shardSize: row.shardSize,
+    shards: row.shardCount,
+    shardsDone: row.shardsDone,
+    samplesDone: row.samplesDone,
+    progress: row.rows > 0 ? row.samplesDone / row.rows : 0,
+    samplesPerSec: elapsedMs > 0 ? (row.samplesDone * 1000) / elapsedMs : 0,
+    error: row.error,
+    inputs: row.inputs.map((i) => ({ name: i.name, dtype: i.dtype, shape: i.shape })),
+    outputs: (row.outputs ?? []).map((o) => ({ name: o.name, dtype: o.dtype, shape: o.shape })),
+    createdAt: row.createdAt,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+  };
+}
+export type JobView = ReturnType<typeof jobView>;

@@ -1,0 +1,211 @@
+/**
+ * A job in memory while it is active. Lifecycle: queued -> running -> done | failed |
+ * cancelled (terminal states never change). It owns the readers of its input .npy files and
+ * the writers of its output .npy files, the queue of shards still to do, and the shards in
+ * flight. Each shard's result is accepted exactly once: a shard is `pending` (queued or in
+ * flight), then `writing` while its rows go to disk, then done in the database.
+ */
+import path from "node:path";
+import { mkdir, rm } from "node:fs/promises";
+import { EdgepoolError } from "../shared/errors.js";
+import type { NamedTensor } from "../shared/frame.js";
+import { planFrame } from "../shared/frame.js";
+import { safeFileName } from "../shared/job-inputs.js";
+import { NpyRowReader, NpyRowWriter } from "../shared/npy-file.js";
+import { rowBytes } from "../shared/tensor.js";
+import type { JobDb, JobOutput, JobRow, JobState, ModelRow } from "./job-db.js";
+
+export interface ShardTask {
+  idx: number;
+  start: number;
+  end: number;
+  attempts: number;
+  /** One line per failed attempt: which worker, which code, what it said. */
+  causes: string[];
+}
+
+const ALLOWED: Record<JobState, readonly JobState[]> = {
+  queued: ["running", "failed", "cancelled"],
+  running: ["done", "failed", "cancelled"],
+  done: [],
+  failed: [],
+  cancelled: [],
+};
+
+export class Job {
+  state: JobState;
+  readonly queue: ShardTask[] = [];
+  readonly inflight = new Set<number>();
+  private readonly writing = new Set<number>();
+  private readers: NpyRowReader[] = [];
+  private writers = new Map<string, NpyRowWriter>();
+  private outputs: JobOutput[] | null;
+  private outputsReady: Promise<void> | null = null;
+  samplesDone: number;
+  shardsDone: number;
+
+  private constructor(
+    readonly row: JobRow,
+    readonly model: ModelRow,
+    readonly dir: string,
+    private readonly db: JobDb,
+  ) {
+    this.state = row.state;
+    this.outputs = row.outputs;
+    this.samplesDone = row.samplesDone;
+    this.shardsDone = row.shardsDone;
+  }
+
+  /** Opens the job's inputs and queues its unfinished shards. */
+  static async open(row: JobRow, model: ModelRow, dir: string, db: JobDb): Promise<Job> {
+    const job = new Job(row, model, dir, db);
+    try {
+      // Readers in the model's input order, which is the order tensors go into a shard frame.
+      for (const spec of model.info.inputs) {
+        const input = row.inputs.find((i) => i.name === spec.name);
+        if (!input) throw new EdgepoolError("E_INTERNAL", `job ${row.id} lacks input ${spec.name}`);
+        job.readers.push(await NpyRowReader.open(path.join(dir, input.file)));
+      }
+    } catch (err) {
+      await job.closeFiles();
+      throw err;
+    }
+    for (const s of db.pendingShards(row.id)) job.queue.push({ ...s, causes: [] });
+    return job;
+  }
+
+  get id(): string {
+    return this.row.id;
+  }
+
+  get active(): boolean {
+    return this.state === "queued" || this.state === "running";
+  }
+
+  get flopsPerSample(): number {
+    return this.model.info.flopsPerSample;
+  }
+
+  transition(to: JobState, error: string | null = null): void {
+    if (!ALLOWED[this.state].includes(to)) {
+      throw new EdgepoolError("E_STATE", `job ${this.id} cannot go from ${this.state} to ${to}`);
+    }
+    this.state = to;
+    this.db.setState(this.id, to, error);
+  }
+
+  /** Builds the `shard` frame for a task, reading its input rows straight into the frame. */
+  async buildShardFrame(task: ShardTask, shardId: string): Promise<Uint8Array> {
+    const rows = task.end - task.start;
+    const specs = this.model.info.inputs.map((spec, i) => {
+      const h = this.readers[i]!.header;
+      return { name: spec.name, dtype: h.dtype, dims: [rows, ...h.shape.slice(1)] };
+    });
+    const { frame, slots } = planFrame(
+      { type: "shard", shardId, jobId: this.id, model: this.model.sha256, start: task.start, end: task.end },
+      specs,
+    );
+    await Promise.all(this.readers.map((r, i) => r.readRowsInto(task.start, task.end, slots[i]!)));
+    return frame;
+  }
+
+  /**
+   * Checks a result against the model's outputs and the shapes fixed by the first result,
+   * writes its rows at their offset, and records the shard done. Returns false when the
+   * shard was already accepted (a late duplicate); throws E_SHAPE/E_DTYPE on a bad result.
+   */
+  async accept(task: ShardTask, tensors: NamedTensor[]): Promise<boolean> {
+    if (this.writing.has(task.idx)) return false;
+    const rows = task.end - task.start;
+    const expected = this.model.info.outputs;
+    if (tensors.length !== expected.length) {
+      throw new EdgepoolError("E_SHAPE", `result has ${tensors.length} outputs, the model has ${expected.length}`);
+    }
+    tensors.forEach((t, i) => {
+      const spec = expected[i]!;
+      if (t.name !== spec.name) throw new EdgepoolError("E_SHAPE", `result output ${i} is '${t.name}', expected '${spec.name}'`);
+      if (t.dtype !== spec.dtype) throw new EdgepoolError("E_DTYPE", `result output '${t.name}' is ${t.dtype}, expected ${spec.dtype}`);
+      if (t.dims[0] !== rows) {
+        throw new EdgepoolError("E_SHAPE", `result output '${t.name}' has ${t.dims[0] ?? 0} rows for a shard of ${rows}`);
+      }
+    });
+    this.writing.add(task.idx);
+    try {
+      await this.ensureOutputs(tensors);
+      const outputs = this.outputs!;
+      tensors.forEach((t, i) => {
+        const want = outputs[i]!.shape;
+        if (t.dims.length !== want.length || t.dims.some((d, k) => k > 0 && d !== want[k])) {
+          throw new EdgepoolError("E_SHAPE", `result output '${t.name}' has dims [${t.dims.join(",")}], other shards gave [${want.join(",")}]`);
+        }
+      });
+      await Promise.all(
+        tensors.map((t) =>
+          this.writers.get(t.name)!.writeRows(task.start, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
+        ),
+      );
+    } catch (err) {
+      this.writing.delete(task.idx);
+      throw err;
+    }
+    if (!this.active) return false;
+    const fresh = this.db.markShardDone(this.id, task.idx, rows);
+    if (fresh) {
+      this.samplesDone += rows;
+      this.shardsDone += 1;
+    }
+    return fresh;
+  }
+
+  /** True when every shard has been accepted. */
+  get complete(): boolean {
+    return this.shardsDone === this.row.shardCount;
+  }
+
+  /** Output files are created on the first result, when the per-row output shape is known. */
+  private ensureOutputs(first: NamedTensor[]): Promise<void> {
+    if (!this.outputsReady) {
+      this.outputsReady = (async () => {
+        await mkdir(path.join(this.dir, "outputs"), { recursive: true });
+        const outputs =
+          this.outputs ??
+          first.map((t, i) => ({
+            name: t.name,
+            file: path.join("outputs", `${i}-${safeFileName(t.name)}.npy`),
+            dtype: t.dtype,
+            shape: [this.row.rows, ...t.dims.slice(1)],
+          }));
+        for (const o of outputs) {
+          this.writers.set(o.name, await NpyRowWriter.create(path.join(this.dir, o.file), o.dtype, o.shape));
+        }
+        if (!this.outputs) {
+          this.outputs = outputs;
+          this.db.setOutputs(this.id, outputs);
+        }
+      })();
+      this.outputsReady.catch(() => {
+        this.outputsReady = null;
+      });
+    }
+    return this.outputsReady;
+  }
+
+  /** Bytes of one row over all inputs (for sizing shards). */
+  inputBytesPerRow(): number {
+    return this.readers.reduce((s, r) => s + rowBytes(r.header.dtype, r.header.shape), 0);
+  }
+
+  /** Closes input and output files; outputs are flushed and complete only when state is done. */
+  async closeFiles(): Promise<void> {
+    const results = await Promise.allSettled([...this.readers.map((r) => r.close()), ...[...this.writers.values()].map((w) => w.close())]);
+    this.readers = [];
+    this.writers.clear();
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+  }
+
+  /** Removes partial outputs of a job that will never complete. */
+  async discardOutputs(): Promise<void> {
+    await rm(path.join(this.dir, "outputs"), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Models addressed by sha256. Uploaded bytes must parse as ONNX; their I/O signature and
+ * FLOPs per sample are computed once and kept in the job database.
+ */
+import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
+import path from "node:path";
+import { EdgepoolError } from "../shared/errors.js";
+import { countFlops } from "../shared/flops.js";
+import { readModelInfo } from "../shared/onnx/model-info.js";
+import { bodyToFile } from "./body-to-file.js";
+import type { JobDb, ModelRow } from "./job-db.js";
+
+export const SHA256_RE = /^[0-9a-f]{64}$/;
+
+export class ModelStore {
+  constructor(
+    private readonly dir: string,
+    private readonly db: JobDb,
+    private readonly maxModelBytes: number,
+  ) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+  }
+
+  /** Path of a stored model file; ids are checked so no network string reaches a path unchecked. */
+  pathOf(sha256: string): string {
+    if (!SHA256_RE.test(sha256)) throw new EdgepoolError("E_BAD_REQUEST", `'${sha256.slice(0, 80)}' is not a sha256 model id`);
+    return path.join(this.dir, `${sha256}.onnx`);
+  }
+
+  get(sha256: string): ModelRow | undefined {
+    if (!SHA256_RE.test(sha256)) return undefined;
+    return this.db.getModel(sha256);
+  }
+
+  require(sha256: string): ModelRow {
+    const m = this.get(sha256);
+    if (!m) throw new EdgepoolError("E_NOT_FOUND", `model ${sha256} is not on this coordinator; upload it first (POST /api/models)`);
+    return m;
+  }
+
+  /** Stores an uploaded model body and returns its record. Idempotent for the same bytes. */
+  async upload(req: IncomingMessage): Promise<ModelRow> {
+    const received = await bodyToFile(req, this.dir, this.maxModelBytes);
+    try {
+      const existing = this.db.getModel(received.sha256);
+      if (existing) return existing;
+      const bytes = new Uint8Array(await readFile(received.file));
+      const info = readModelInfo(bytes);
+      const flops = countFlops(bytes);
+      const record = { ...info, flopsPerSample: flops.flopsPerSample };
+      await rename(received.file, this.pathOf(received.sha256));
+      this.db.putModel(received.sha256, received.bytes, record);
+      return { sha256: received.sha256, bytes: received.bytes, info: record };
+    } finally {
+      await rm(received.file, { force: true });
+    }
+  }
+
+  /** Size of a stored model file, or undefined if it is missing on disk. */
+  async sizeOf(sha256: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(sha256))).size;
+    } catch {
+      return undefined;
+    }
+  }
+}

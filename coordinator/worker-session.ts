@@ -1,0 +1,92 @@
+/**
+ * One connected worker as the coordinator sees it: its hello, its credit (slots plus
+ * prefetch: shards it may hold at once, so the next one is already there when one finishes),
+ * the dispatches in flight on it, and its counters. State: `handshake` until a valid hello,
+ * then `ready`, then `closed` when the socket goes; a closed session takes no work.
+ */
+import type { WebSocket } from "ws";
+import type { Hello } from "../shared/protocol.js";
+import type { Job, ShardTask } from "./job.js";
+
+export interface Dispatch {
+  shardId: string;
+  job: Job;
+  task: ShardTask;
+  worker: WorkerSession;
+  sentAt: number;
+}
+
+export type WorkerSessionState = "handshake" | "ready" | "closed";
+
+export class WorkerSession {
+  state: WorkerSessionState = "handshake";
+  hello: Hello | null = null;
+  readonly inflight = new Map<string, Dispatch>();
+  readonly connectedAt = Date.now();
+  lastSeen = Date.now();
+  shardsDone = 0;
+  samplesDone = 0;
+  computeMs = 0;
+  shardErrors = 0;
+  malformed = 0;
+
+  constructor(
+    readonly connId: string,
+    readonly socket: WebSocket,
+    readonly remote: string,
+    private readonly prefetch: number,
+  ) {}
+
+  get name(): string {
+    return this.hello?.name ?? this.connId;
+  }
+
+  /** Shards this worker may hold at once. */
+  get credit(): number {
+    return (this.hello?.slots ?? 0) + this.prefetch;
+  }
+
+  get freeCredit(): number {
+    return this.state === "ready" ? Math.max(0, this.credit - this.inflight.size) : 0;
+  }
+
+  /** Samples per second of compute time, as measured on this worker so far. */
+  get samplesPerSec(): number {
+    return this.computeMs > 0 ? (this.samplesDone * 1000) / this.computeMs : 0;
+  }
+
+  send(data: string | Uint8Array): boolean {
+    if (this.state === "closed" || this.socket.readyState !== this.socket.OPEN) return false;
+    this.socket.send(data, { binary: typeof data !== "string" });
+    return true;
+  }
+
+  toStatus() {
+    const h = this.hello;
+    return {
+      id: h?.workerId ?? this.connId,
+      name: this.name,
+      state: this.state,
+      busy: this.inflight.size > 0,
+      platform: h?.platform ?? "unknown",
+      arch: h?.arch ?? "unknown",
+      cpus: h?.cpus ?? 0,
+      memoryBytes: h?.memoryBytes ?? 0,
+      runtime: h?.runtime ?? { name: "unknown", version: "unknown" },
+      threads: h?.threads ?? 0,
+      slots: h?.slots ?? 0,
+      virtual: h?.virtual ?? false,
+      remote: this.remote,
+      inflight: this.inflight.size,
+      shardsDone: this.shardsDone,
+      samplesDone: this.samplesDone,
+      shardErrors: this.shardErrors,
+      computeMs: Math.round(this.computeMs),
+      samplesPerSec: this.samplesPerSec,
+      connectedAt: this.connectedAt,
+      lastSeen: this.lastSeen,
+    };
+  }
+}
+
+export type WorkerStatus = ReturnType<WorkerSession["toStatus"]>;

@@ -1,0 +1,151 @@
+/**
+ * Binary frame codec. Tensors never travel as JSON; a frame is
+ *
+ *   [u32 LE header length][JSON header][zero padding to 8 bytes][tensor bytes, each 8-aligned]
+ *
+ * The header is a JSON object: the message fields plus `tensors`, a table of
+ * { name, dtype, dims, offset, length } where offset is from the start of the frame. A
+ * receiver builds typed-array views on the frame without copying (it copies once only when
+ * the frame itself sits at an unaligned address in its buffer). No `node:` imports: the
+ * browser worker uses this file too.
+ */
+import { z } from "zod";
+import { EdgepoolError } from "./errors.js";
+import { DTYPES, type DType, type Tensor, bytesPerElement, elementCount, viewOf, tensorBytes } from "./tensor.js";
+
+/** Largest JSON header accepted; a peer that claims more is sending garbage. */
+export const MAX_HEADER_BYTES = 1 << 20;
+
+const TensorEntrySchema = z.object({
+  name: z.string().min(1).max(256),
+  dtype: z.enum(DTYPES),
+  dims: z.array(z.number().int().nonnegative()).max(16),
+  offset: z.number().int().nonnegative(),
+  length: z.number().int().nonnegative(),
+});
+const TensorTableSchema = z.array(TensorEntrySchema).max(256);
+
+export type TensorEntry = z.infer<typeof TensorEntrySchema>;
+
+export interface TensorSpec {
+  name: string;
+  dtype: DType;
+  dims: number[];
+}
+
+export interface NamedTensor extends Tensor {
+  name: string;
+}
+
+export interface PlannedFrame {
+  /** The whole frame; send this. */
+  frame: Uint8Array;
+  /** One writable byte view per tensor spec, in order, to be filled by the caller. */
+  slots: Uint8Array[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/**
+ * Lays out a frame for the given header and tensor specs and returns writable views for the
+ * tensor bytes, so a caller can read data straight into the frame (one buffer, no copies).
+ */
+export function planFrame(header: Record<string, unknown>, specs: readonly TensorSpec[]): PlannedFrame {
+  // Offsets depend on the header's length, which depends on the offsets' digits: lay out
+  // with a generous estimate, then fix up if the real header is longer.
+  let reserve = 0;
+  for (;;) {
+    const entries: TensorEntry[] = [];
+    let headerLen = 0;
+    const table = (dataStart: number): number => {
+      entries.length = 0;
+      let off = dataStart;
+      for (const s of specs) {
+        const length = elementCount(s.dims) * bytesPerElement(s.dtype);
+        entries.push({ name: s.name, dtype: s.dtype, dims: s.dims, offset: off, length });
+        off = align8(off + length);
+      }
+      return off;
+    };
+    const probeStart = align8(4 + reserve);
+    const total = table(probeStart);
+    const json = encoder.encode(JSON.stringify({ ...header, tensors: entries }));
+    headerLen = json.byteLength;
+    if (align8(4 + headerLen) > probeStart) {
+      reserve = headerLen + 16;
+      continue;
+    }
+    if (headerLen > MAX_HEADER_BYTES) {
+      throw new EdgepoolError("E_PROTOCOL", `frame header of ${headerLen} bytes exceeds ${MAX_HEADER_BYTES}`);
+    }
+    const frame = new Uint8Array(total);
+    new DataView(frame.buffer).setUint32(0, headerLen, true);
+    frame.set(json, 4);
+    // Bytes between the JSON and the first tensor are already zero (fresh buffer).
+    const slots = entries.map((e) => frame.subarray(e.offset, e.offset + e.length));
+    return { frame, slots };
+  }
+}
+
+/** Encodes a header and tensors into one frame (one allocation, one copy of each tensor). */
+export function encodeFrame(header: Record<string, unknown>, tensors: readonly NamedTensor[]): Uint8Array {
+  const { frame, slots } = planFrame(
+    header,
+    tensors.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims })),
+  );
+  tensors.forEach((t, i) => slots[i]!.set(tensorBytes(t)));
+  return frame;
+}
+
+export interface DecodedFrame {
+  /** The JSON header without its tensor table, still unvalidated. */
+  header: unknown;
+  tensors: NamedTensor[];
+}
+
+/**
+ * Decodes a frame into its header and zero-copy tensor views. Throws E_PROTOCOL with a
+ * precise reason on any malformed input; never reads outside the frame.
+ */
+export function decodeFrame(input: Uint8Array): DecodedFrame {
+  let bytes = input;
+  if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
+  if (bytes.byteLength < 4) throw new EdgepoolError("E_PROTOCOL", `binary frame of ${bytes.byteLength} bytes is too short`);
+  const headerLen = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+  if (headerLen > MAX_HEADER_BYTES || 4 + headerLen > bytes.byteLength) {
+    throw new EdgepoolError("E_PROTOCOL", `binary frame header length ${headerLen} does not fit a ${bytes.byteLength}-byte frame`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(bytes.subarray(4, 4 + headerLen)));
+  } catch (cause) {
+    throw new EdgepoolError("E_PROTOCOL", "binary frame header is not valid UTF-8 JSON", { cause });
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new EdgepoolError("E_PROTOCOL", "binary frame header must be a JSON object");
+  }
+  const { tensors: rawTable, ...header } = parsed as Record<string, unknown>;
+  const table = TensorTableSchema.safeParse(rawTable ?? []);
+  if (!table.success) {
+    throw new EdgepoolError("E_PROTOCOL", `binary frame tensor table is malformed: ${table.error.issues[0]?.message ?? "invalid"}`);
+  }
+  const dataStart = align8(4 + headerLen);
+  const tensors: NamedTensor[] = [];
+  for (const e of table.data) {
+    const size = bytesPerElement(e.dtype);
+    const count = elementCount(e.dims);
+    if (count * size !== e.length) {
+      throw new EdgepoolError("E_PROTOCOL", `tensor ${e.name}: dims [${e.dims.join(",")}] ${e.dtype} need ${count * size} bytes, table says ${e.length}`);
+    }
+    if (e.offset < dataStart || e.offset + e.length > bytes.byteLength || e.offset % 8 !== 0) {
+      throw new EdgepoolError("E_PROTOCOL", `tensor ${e.name}: bytes [${e.offset}, ${e.offset + e.length}) lie outside the frame or are unaligned`);
+    }
+    tensors.push({ name: e.name, dtype: e.dtype, dims: e.dims, data: viewOf(e.dtype, bytes.buffer, bytes.byteOffset + e.offset, count) });
+  }
+  return { header, tensors };
+}

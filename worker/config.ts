@@ -1,0 +1,105 @@
+/**
+ * Worker options: friendly input (flags, env, a config file) validated once into one
+ * normalized object that is passed down. Nothing below this module reads `process.env`.
+ */
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { EdgepoolError } from "../shared/errors.js";
+
+/**
+ * Accepts ws:// and wss:// as they are, and http(s):// as the same host's WebSocket URL,
+ * because people copy the coordinator's address from a browser's address bar.
+ */
+function coordinatorUrl(raw: string, ctx: z.RefinementCtx): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    ctx.addIssue({ code: "custom", message: `'${raw}' is not a URL; give it as ws://host:port (for example ws://127.0.0.1:7070)` });
+    return z.NEVER;
+  }
+  if (url.protocol === "http:") url.protocol = "ws:";
+  else if (url.protocol === "https:") url.protocol = "wss:";
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    ctx.addIssue({ code: "custom", message: `'${raw}' uses ${url.protocol}; give it as ws://host:port or wss://host:port` });
+    return z.NEVER;
+  }
+  if (url.username || url.password) {
+    ctx.addIssue({ code: "custom", message: "credentials in the coordinator URL are not supported; remove the user:password@ part" });
+    return z.NEVER;
+  }
+  url.hash = "";
+  return url.toString();
+}
+
+/** "~/x" means the home directory, as a shell would expand it. */
+function expandHome(p: string): string {
+  if (p === "~") return os.homedir();
+  if (p.startsWith("~/")) return path.join(os.homedir(), p.slice(2));
+  return p;
+}
+
+const Ms = z.coerce.number().int().positive().max(24 * 3600 * 1000);
+
+export const WorkerConfigSchema = z
+  .object({
+    coordinator: z.string().min(1, "give the coordinator address, for example ws://127.0.0.1:7070").transform(coordinatorUrl),
+    name: z
+      .string()
+      .trim()
+      .min(1)
+      .max(128)
+      .default(() => os.hostname().slice(0, 128) || "worker"),
+    /** Shards executed at once. */
+    slots: z.coerce.number().int().min(1).max(64).default(1),
+    /** ONNX Runtime intra-op threads per session. */
+    threads: z.coerce.number().int().min(1).max(1024).default(1),
+    /** Holds the persistent worker id and the model cache (`models/`). */
+    stateDir: z
+      .string()
+      .min(1)
+      .default(() => path.join(os.homedir(), ".edgepool", "worker"))
+      .transform((p) => path.resolve(expandHome(p))),
+    reconnectMinMs: Ms.default(250),
+    reconnectMaxMs: Ms.default(10_000),
+    /** A connection whose `welcome` has not arrived by then is dropped and dialled again. */
+    helloTimeoutMs: Ms.default(10_000),
+    /** Dialling (TCP + TLS + WebSocket upgrade) that takes longer is abandoned and retried. */
+    connectTimeoutMs: Ms.default(10_000),
+    /** The coordinator is pinged this often; no pong by the next ping means it is gone. */
+    pingIntervalMs: Ms.default(15_000),
+    /** One model download may take this long. */
+    downloadTimeoutMs: Ms.default(120_000),
+    /** Graceful shutdown waits this long for running shards before closing anyway. */
+    drainTimeoutMs: Ms.default(30_000),
+    /** How often the work summary is logged while shards run. */
+    statsIntervalMs: Ms.default(10_000),
+    /** Largest frame accepted from the coordinator. */
+    maxPayloadBytes: z.coerce
+      .number()
+      .int()
+      .min(1 << 20)
+      .max(2 ** 32)
+      .default(512 * (1 << 20)),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    logFormat: z.enum(["json", "pretty"]).default("json"),
+  })
+  .refine((c) => c.reconnectMinMs <= c.reconnectMaxMs, {
+    message: "reconnectMinMs must not exceed reconnectMaxMs",
+    path: ["reconnectMinMs"],
+  });
+
+export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
+export type WorkerOptions = z.input<typeof WorkerConfigSchema>;
+
+/** Validates worker options; a bad value becomes an E_CONFIG error naming the option. */
+export function parseWorkerConfig(input: unknown): WorkerConfig {
+  const r = WorkerConfigSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `option '${issue.path.join(".")}'` : "options";
+    throw new EdgepoolError("E_CONFIG", `invalid worker ${where}: ${issue?.message ?? "invalid value"}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,210 @@
+/**
+ * The worker's WebSocket to the coordinator, kept up for as long as it is open.
+ *
+ * Lifecycle: `idle` → `start()` → dialling ⇄ open, with a backoff wait between a drop and the
+ * next dial, until `close()` → `closed` (final). Every drop, refused dial or dial that times
+ * out schedules the next attempt after an exponential delay with jitter, between
+ * `reconnectMinMs` and `reconnectMaxMs`; a connection that opens resets the delay. Liveness
+ * is checked by pinging: a coordinator that has not answered one ping by the next is treated
+ * as gone (a half-open TCP connection otherwise looks healthy for hours).
+ *
+ * Callers see typed events only: `connected`, `text`, `binary`, `disconnected`.
+ */
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import { WebSocket, type RawData } from "ws";
+import { toEdgepoolError } from "../shared/errors.js";
+
+export interface ConnectionOptions {
+  url: string;
+  log: Logger;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  connectTimeoutMs: number;
+  pingIntervalMs: number;
+  maxPayloadBytes: number;
+}
+
+export interface DisconnectInfo {
+  code: number;
+  reason: string;
+  /** False when the dial itself failed (no connection was ever open). */
+  wasOpen: boolean;
+}
+
+export interface ConnectionEvents {
+  connected: [];
+  text: [text: string];
+  binary: [bytes: Uint8Array];
+  disconnected: [info: DisconnectInfo];
+}
+
+export type ConnectionState = "idle" | "dialling" | "open" | "waiting" | "closed";
+
+function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+/** Delay before reconnect attempt `attempt` (0-based): doubling from min, capped at max, jittered. */
+export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
+  // Jitter over the upper half spreads out workers that lost the coordinator at the same
+  // moment, so they do not all dial back in one burst.
+  return Math.max(minMs, Math.round(ceiling / 2 + (random() * ceiling) / 2));
+}
+
+export class Connection extends EventEmitter<ConnectionEvents> {
+  private stateValue: ConnectionState = "idle";
+  private socket: WebSocket | null = null;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private awaitingPong = false;
+
+  constructor(private readonly opts: ConnectionOptions) {
+    super();
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  get isOpen(): boolean {
+    return this.stateValue === "open" && this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** Dials the coordinator now; later drops redial on their own until close(). */
+  start(): void {
+    if (this.stateValue !== "idle") return;
+    this.dial();
+  }
+
+  /** Sends a text or binary message; false when no connection is open (the message is dropped). */
+  send(data: string | Uint8Array): boolean {
+    if (!this.isOpen || !this.socket) return false;
+    this.socket.send(data, { binary: typeof data !== "string" });
+    return true;
+  }
+
+  /** Bytes queued on the socket but not yet written to the network. */
+  get bufferedAmount(): number {
+    return this.socket?.bufferedAmount ?? 0;
+  }
+
+  /** Drops the current connection (for example, no welcome in time); a redial follows. */
+  drop(reason: string): void {
+    if (!this.socket) return;
+    this.opts.log.warn({ reason }, "dropping coordinator connection");
+    this.socket.terminate();
+  }
+
+  /**
+   * Stops for good: no more redials, every timer cleared, the socket closed (and cut off if
+   * the peer does not finish the close handshake in time). Safe to call more than once.
+   */
+  close(code = 1000, reason = "worker closing"): Promise<void> {
+    if (this.stateValue === "closed") return Promise.resolve();
+    this.stateValue = "closed";
+    this.clearReconnect();
+    this.clearPing();
+    const socket = this.socket;
+    if (!socket || socket.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const cutoff = setTimeout(() => socket.terminate(), 2000);
+      cutoff.unref();
+      socket.once("close", () => {
+        clearTimeout(cutoff);
+        resolve();
+      });
+      if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
+      else socket.close(code, reason);
+    });
+  }
+
+  private dial(): void {
+    if (this.stateValue === "closed") return;
+    this.stateValue = "dialling";
+    const socket = new WebSocket(this.opts.url, {
+      // Tensors are dense floats that do not compress; deflate would only cost CPU.
+      perMessageDeflate: false,
+      handshakeTimeout: this.opts.connectTimeoutMs,
+      maxPayload: this.opts.maxPayloadBytes,
+    });
+    this.socket = socket;
+    let opened = false;
+
+    socket.on("open", () => {
+      if (this.socket !== socket) return;
+      opened = true;
+      this.attempt = 0;
+      this.stateValue = "open";
+      this.startPing(socket);
+      this.opts.log.info({ url: this.opts.url }, "connected to coordinator");
+      this.emit("connected");
+    });
+    socket.on("message", (data, isBinary) => {
+      if (this.socket !== socket) return;
+      this.awaitingPong = false;
+      if (isBinary) this.emit("binary", toBytes(data));
+      else this.emit("text", toBytes(data).toString("utf8"));
+    });
+    socket.on("pong", () => {
+      this.awaitingPong = false;
+    });
+    socket.on("error", (err) => {
+      // A "close" always follows; that is where redialling happens.
+      this.opts.log.debug({ url: this.opts.url, err: toEdgepoolError(err).message }, "coordinator socket error");
+    });
+    socket.on("close", (code, reasonBytes) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.clearPing();
+      const reason = reasonBytes.toString("utf8");
+      if (opened) this.opts.log.info({ code, reason }, "disconnected from coordinator");
+      if (this.stateValue !== "closed") this.scheduleReconnect();
+      this.emit("disconnected", { code, reason, wasOpen: opened });
+    });
+  }
+
+  private scheduleReconnect(): void {
+    const delayMs = backoffDelay(this.attempt, this.opts.reconnectMinMs, this.opts.reconnectMaxMs);
+    this.attempt += 1;
+    this.stateValue = "waiting";
+    this.opts.log.info({ url: this.opts.url, attempt: this.attempt, delayMs }, "reconnecting to coordinator");
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.dial();
+    }, delayMs);
+  }
+
+  private startPing(socket: WebSocket): void {
+    this.clearPing();
+    this.awaitingPong = false;
+    const tick = (): void => {
+      if (this.socket !== socket) return;
+      if (this.awaitingPong) {
+        this.opts.log.warn({ url: this.opts.url, pingIntervalMs: this.opts.pingIntervalMs }, "coordinator stopped answering pings");
+        socket.terminate();
+        return;
+      }
+      this.awaitingPong = true;
+      socket.ping();
+      this.pingTimer = setTimeout(tick, this.opts.pingIntervalMs);
+      this.pingTimer.unref();
+    };
+    this.pingTimer = setTimeout(tick, this.opts.pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  private clearReconnect(): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+  }
+
+  private clearPing(): void {
+    if (this.pingTimer) clearTimeout(this.pingTimer);
+    this.pingTimer = null;
+  }
+}
