@@ -173,7 +173,7 @@ export interface AllCloseResult {
   maxAbs: number;
   /** Largest |a - b| / |b|; Infinity where b is 0 and a is not. */
   maxRel: number;
-  /** Flat index of the element furthest past its tolerance (or closest to it when all pass); -1 if empty. */
+  /** Flat index of the element with the largest |a - b| relative to its tolerance; -1 if empty. */
   worstIndex: number;
 }
 
@@ -187,19 +187,22 @@ export function allClose(a: Tensor, b: Tensor, options: AllCloseOptions = {}): A
   let maxAbs = 0;
   let maxRel = 0;
   let worstIndex = -1;
-  let worstExcess = -Infinity;
+  let worstRatio = -1;
+  let worstDiff = -1;
   let ok = true;
   for (let i = 0; i < x.length; i++) {
     const d = distance(x[i]!, y[i]!);
     const ref = Math.abs(y[i]!);
     const rel = d === 0 ? 0 : ref === 0 || !Number.isFinite(ref) ? Infinity : d / ref;
     const tol = atol + rtol * (Number.isFinite(ref) ? ref : 0);
-    const excess = d - tol;
+    // How many tolerances away: > 1 fails. Ties go to the larger absolute difference.
+    const ratio = d === 0 ? 0 : tol === 0 ? Infinity : d / tol;
     if (d > tol) ok = false;
     if (d > maxAbs) maxAbs = d;
     if (rel > maxRel) maxRel = rel;
-    if (excess > worstExcess || worstIndex === -1) {
-      worstExcess = excess;
+    if (ratio > worstRatio || (ratio === worstRatio && d > worstDiff)) {
+      worstRatio = ratio;
+      worstDiff = d;
       worstIndex = i;
     }
   }
