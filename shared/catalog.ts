@@ -213,6 +213,7 @@ function transformerInputs(batch: number, seed = 1): Record<string, Tensor> {
   };
 }
 
+/** The built-in models, in the order they are listed to users. */
 export const CATALOG: readonly CatalogEntry[] = [
   {
     name: "mlp",
@@ -230,7 +231,8 @@ export const CATALOG: readonly CatalogEntry[] = [
   {
     name: "transformer",
     description:
-      "One transformer encoder block (4 heads, d=64, vocab 1000): input_ids/attention_mask [batch,16] → embeddings [batch,16,64], pooled [batch,64]",
+      "One transformer encoder block (4 heads, d=64, vocab 1000): input_ids/attention_mask [batch,16] → " +
+      "embeddings [batch,16,64], pooled [batch,64]",
     build: buildTransformer,
     sampleInputs: transformerInputs,
   },

@@ -41,9 +41,9 @@ export interface ConnectionEvents {
 
 export type ConnectionState = "idle" | "dialling" | "open" | "waiting" | "closed";
 
-function toBytes(data: RawData): Uint8Array {
+function toBuffer(data: RawData): Buffer {
   if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
   return data;
 }
 
@@ -62,6 +62,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private awaitingPong = false;
+  /** Why the last dial or connection failed, for the reconnect log line. */
+  private lastError: string | undefined;
 
   constructor(private readonly opts: ConnectionOptions) {
     super();
@@ -139,6 +141,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (this.socket !== socket) return;
       opened = true;
       this.attempt = 0;
+      this.lastError = undefined;
       this.stateValue = "open";
       this.startPing(socket);
       this.opts.log.info({ url: this.opts.url }, "connected to coordinator");
@@ -147,15 +150,22 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     socket.on("message", (data, isBinary) => {
       if (this.socket !== socket) return;
       this.awaitingPong = false;
-      if (isBinary) this.emit("binary", toBytes(data));
-      else this.emit("text", toBytes(data).toString("utf8"));
+      if (isBinary) {
+        // A plain Uint8Array view, not the Buffer: Buffer#slice() makes views rather than
+        // copies, so a frame decoder that copies an unaligned frame with slice() would get
+        // the same unaligned bytes back. ws hands out unaligned slices when several
+        // messages arrive in one read.
+        const buf = toBuffer(data);
+        this.emit("binary", new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
+      } else this.emit("text", toBuffer(data).toString("utf8"));
     });
     socket.on("pong", () => {
       this.awaitingPong = false;
     });
     socket.on("error", (err) => {
       // A "close" always follows; that is where redialling happens.
-      this.opts.log.debug({ url: this.opts.url, err: toEdgepoolError(err).message }, "coordinator socket error");
+      this.lastError = toEdgepoolError(err).message;
+      this.opts.log.debug({ url: this.opts.url, err: this.lastError }, "coordinator socket error");
     });
     socket.on("close", (code, reasonBytes) => {
       if (this.socket !== socket) return;
@@ -163,6 +173,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.clearPing();
       const reason = reasonBytes.toString("utf8");
       if (opened) this.opts.log.info({ code, reason }, "disconnected from coordinator");
+      else this.lastError ??= `closed with code ${code} before the connection opened`;
       if (this.stateValue !== "closed") this.scheduleReconnect();
       this.emit("disconnected", { code, reason, wasOpen: opened });
     });
@@ -172,7 +183,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const delayMs = backoffDelay(this.attempt, this.opts.reconnectMinMs, this.opts.reconnectMaxMs);
     this.attempt += 1;
     this.stateValue = "waiting";
-    this.opts.log.info({ url: this.opts.url, attempt: this.attempt, delayMs }, "reconnecting to coordinator");
+    this.opts.log.info({ url: this.opts.url, attempt: this.attempt, delayMs, ...(this.lastError ? { err: this.lastError } : {}) }, "reconnecting to coordinator");
+    this.lastError = undefined;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.dial();

@@ -128,9 +128,15 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Adds a constant weight. Returns its name. */
+  /**
+   * Adds a constant weight. Returns its name. A name already declared as a graph input is
+   * allowed: in ONNX that makes the initializer the input's default value.
+   */
   initializer(name: string, tensor: Tensor): string {
-    this.initializers.push(tensorToProto(this.claim(name), tensor));
+    const isInput = this.inputs.some((vi) => vi.name === name);
+    if (!isInput) this.claim(name);
+    else if (this.initializers.some((t) => t.name === name)) this.claim(name); // throws: two defaults
+    this.initializers.push(tensorToProto(name, tensor));
     return name;
   }
 

@@ -569,7 +569,8 @@ export function tensorFromProto(t: TensorProto): Tensor {
   if (dtype === undefined) {
     throw new EdgepoolError(
       "E_DTYPE",
-      `${label} has ONNX data type ${t.dataType}, which edgepool does not support; use float32, float16, float64, int8, uint8, int32, int64 or bool`,
+      `${label} has ONNX data type ${t.dataType}, which edgepool does not support; ` +
+        "use float32, float16, float64, int8, uint8, int32, int64 or bool",
     );
   }
   if (t.dataLocation === 1) {

@@ -1,0 +1,501 @@
+/**
+ * The worker daemon: keeps a connection to the coordinator and runs the shards it sends.
+ *
+ * State: `idle` → start() → `connecting` (dialling, or waiting for `welcome` after our
+ * `hello`) → `ready` (shards accepted) → back to `connecting` whenever the connection drops.
+ * close() moves `connecting`/`ready` to `draining`: nothing new is started, shards already
+ * running finish and their results are sent (up to `drainTimeoutMs`), then the socket closes
+ * and the state is `closed`, which is final. Any other transition throws E_STATE.
+ *
+ * Shards: a `shard` frame is queued, and up to `slots` run at once; each is answered with one
+ * `result` frame or one `shard_error`, never both and never neither while its connection
+ * lives. Queued shards are dropped when the connection drops or draining starts: the
+ * coordinator re-queues whatever a closed connection held, so handing them back needs no
+ * message. A result computed for a connection that has since dropped is discarded for the
+ * same reason (its shard has been re-queued elsewhere). Nothing the coordinator sends can
+ * crash the daemon: malformed input is logged, counted and ignored.
+ */
+import { EventEmitter } from "node:events";
+import path from "node:path";
+import type { Logger } from "pino";
+import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
+import { planFrame, type NamedTensor } from "../shared/frame.js";
+import {
+  PROTOCOL_VERSION,
+  ResultHeaderSchema,
+  ShardErrorSchema,
+  checkProtocolVersion,
+  parseCoordinatorText,
+  parseShardFrame,
+  type Cancel,
+  type ErrorMessage,
+  type ShardHeader,
+  type Welcome,
+} from "../shared/protocol.js";
+import type { WorkerConfig } from "./config.js";
+import { Connection, type DisconnectInfo } from "./connection.js";
+import { buildHello } from "./hello.js";
+import { ModelCache, modelBaseUrl } from "./model-cache.js";
+import { Runner } from "./runner.js";
+import { WorkerStats, type WorkerStatsSnapshot } from "./stats.js";
+
+export type WorkerState = "idle" | "connecting" | "ready" | "draining" | "closed";
+
+const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
+  idle: ["connecting", "closed"],
+  connecting: ["ready", "draining"],
+  ready: ["connecting", "draining"],
+  draining: ["closed"],
+  closed: [],
+};
+
+/** Shards held beyond the running ones; the coordinator's credit keeps far below this. */
+const MAX_QUEUED = 256;
+/** Longest `message` a shard_error may carry (the protocol's limit). */
+const MAX_ERROR_MESSAGE = 4096;
+
+export interface ShardDone {
+  shardId: string;
+  jobId: string;
+  model: string;
+  rows: number;
+  computeMs: number;
+}
+
+export interface ShardFailed {
+  shardId: string;
+  jobId: string;
+  code: string;
+  message: string;
+}
+
+export interface WorkerDaemonEvents {
+  state: [change: { from: WorkerState; to: WorkerState }];
+  /** A connection opened and `hello` went out. */
+  connected: [];
+  ready: [welcome: Welcome];
+  disconnected: [info: DisconnectInfo];
+  shardReceived: [header: ShardHeader];
+  shardDone: [done: ShardDone];
+  shardFailed: [failed: ShardFailed];
+  /** A shard withdrawn by `cancel`, or whose result was discarded because its connection dropped. */
+  shardDiscarded: [info: { shardId: string; jobId: string; reason: string }];
+  /** Something from the coordinator that did not parse or made no sense now. */
+  malformed: [info: { kind: "text" | "binary"; code: string; message: string }];
+  coordinatorError: [message: ErrorMessage];
+  /** The daemon stopped for good for a reason reconnecting cannot fix. */
+  fatal: [error: EdgepoolError];
+  closed: [];
+}
+
+export interface WorkerDaemonDeps {
+  log: Logger;
+  workerId: string;
+}
+
+interface ShardTask {
+  header: ShardHeader;
+  tensors: NamedTensor[];
+  rows: number;
+  /** The connection it arrived on; a result for an older one is discarded. */
+  epoch: number;
+  modelBase: string;
+  cancelled: boolean;
+}
+
+function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
+  private stateValue: WorkerState = "idle";
+  private readonly log: Logger;
+  private readonly connection: Connection;
+  private readonly cache: ModelCache;
+  private readonly runner: Runner;
+  private readonly stats = new WorkerStats();
+  private readonly queue: ShardTask[] = [];
+  private readonly running = new Map<string, ShardTask>();
+  /** Bumped on every disconnect: tasks from an older epoch belong to a dead connection. */
+  private epoch = 0;
+  private modelBase: string | null = null;
+  private helloTimer: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
+  /** Called when a running shard ends or the connection drops, so draining can re-check. */
+  private onSettle: (() => void) | null = null;
+  private fatalError: EdgepoolError | null = null;
+
+  constructor(
+    readonly config: WorkerConfig,
+    private readonly deps: WorkerDaemonDeps,
+  ) {
+    super();
+    this.log = deps.log;
+    this.connection = new Connection({
+      url: config.coordinator,
+      log: deps.log,
+      reconnectMinMs: config.reconnectMinMs,
+      reconnectMaxMs: config.reconnectMaxMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      pingIntervalMs: config.pingIntervalMs,
+      maxPayloadBytes: config.maxPayloadBytes,
+    });
+    this.cache = new ModelCache({ dir: path.join(config.stateDir, "models"), downloadTimeoutMs: config.downloadTimeoutMs, log: deps.log });
+    this.runner = new Runner({ threads: config.threads, log: deps.log });
+    this.connection.on("connected", () => this.guard("connected", () => this.onConnected()));
+    this.connection.on("text", (text) => this.guard("text", () => this.onText(text)));
+    this.connection.on("binary", (bytes) => this.guard("binary", () => this.onBinary(bytes)));
+    this.connection.on("disconnected", (info) => this.guard("disconnected", () => this.onDisconnected(info)));
+  }
+
+  get state(): WorkerState {
+    return this.stateValue;
+  }
+
+  get workerId(): string {
+    return this.deps.workerId;
+  }
+
+  /** The reason the daemon stopped on its own, if it did. */
+  get fatal(): EdgepoolError | null {
+    return this.fatalError;
+  }
+
+  /** Counters since start, plus the current load. */
+  snapshot(): WorkerStatsSnapshot & { running: number; queued: number } {
+    return { ...this.stats.snapshot(), running: this.running.size, queued: this.queue.length };
+  }
+
+  /** Starts dialling the coordinator; reconnects on its own until close(). */
+  start(): void {
+    this.transition("connecting");
+    this.log.info({ workerId: this.workerId, workerName: this.config.name, coordinator: this.config.coordinator, slots: this.config.slots, threads: this.config.threads }, "worker starting");
+    this.stats.startSummary(this.log, this.config.statsIntervalMs, () => ({ running: this.running.size, queued: this.queue.length, slots: this.config.slots }));
+    this.connection.start();
+  }
+
+  /**
+   * Graceful stop: takes no new shards, lets running ones finish and sends their results (up
+   * to `drainTimeoutMs`), then closes the socket and releases everything. Every cleanup step
+   * runs even if an earlier one fails. Safe to call more than once; never rejects.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  // ---- connection events ----
+
+  private onConnected(): void {
+    if (this.stateValue !== "connecting") {
+      // A dial that completed after draining began: nothing to say on it.
+      void this.connection.close();
+      return;
+    }
+    this.connection.send(JSON.stringify(buildHello(this.config, this.workerId)));
+    this.clearHelloTimer();
+    this.helloTimer = setTimeout(() => {
+      this.helloTimer = null;
+      this.log.warn({ helloTimeoutMs: this.config.helloTimeoutMs }, "no welcome from the coordinator in time");
+      this.connection.drop(`no welcome within ${this.config.helloTimeoutMs} ms`);
+    }, this.config.helloTimeoutMs);
+    this.safeEmit("connected");
+  }
+
+  private onDisconnected(info: DisconnectInfo): void {
+    this.clearHelloTimer();
+    this.epoch += 1;
+    this.modelBase = null;
+    const dropped = this.queue.length;
+    this.queue.length = 0;
+    if (dropped > 0 || this.running.size > 0) {
+      this.log.info({ dropped, running: this.running.size }, "connection lost: queued shards dropped, running results will be discarded");
+    }
+    if (this.stateValue === "ready") this.transition("connecting");
+    else if (this.stateValue === "draining") void this.connection.close();
+    this.onSettle?.();
+    this.safeEmit("disconnected", info);
+  }
+
+  private onText(text: string): void {
+    let msg;
+    try {
+      msg = parseCoordinatorText(text);
+    } catch (err) {
+      this.malformed("text", err);
+      return;
+    }
+    switch (msg.type) {
+      case "welcome":
+        this.onWelcome(msg);
+        return;
+      case "cancel":
+        this.onCancel(msg);
+        return;
+      case "error":
+        this.onCoordinatorError(msg);
+        return;
+    }
+  }
+
+  private onWelcome(msg: Welcome): void {
+    if (this.stateValue !== "connecting" || this.helloTimer === null) {
+      this.malformed("text", new EdgepoolError("E_PROTOCOL", `unexpected welcome while ${this.stateValue}`));
+      return;
+    }
+    try {
+      checkProtocolVersion(msg.protocol, "the coordinator");
+    } catch (err) {
+      this.fail(toEdgepoolError(err));
+      return;
+    }
+    let base: string;
+    try {
+      base = modelBaseUrl(this.config.coordinator, msg.modelPath);
+    } catch (err) {
+      this.malformed("text", err);
+      return;
+    }
+    this.clearHelloTimer();
+    this.modelBase = base;
+    this.transition("ready");
+    this.log.info({ workerId: this.workerId, coordinator: this.config.coordinator, protocol: PROTOCOL_VERSION }, "worker ready");
+    this.safeEmit("ready", msg);
+  }
+
+  private onCancel(msg: Cancel): void {
+    const i = this.queue.findIndex((t) => t.header.shardId === msg.shardId);
+    if (i >= 0) {
+      const [task] = this.queue.splice(i, 1);
+      this.log.debug({ shardId: msg.shardId, reason: msg.reason }, "queued shard cancelled");
+      this.safeEmit("shardDiscarded", { shardId: msg.shardId, jobId: task!.header.jobId, reason: `cancelled: ${msg.reason}` });
+      return;
+    }
+    const task = this.running.get(msg.shardId);
+    if (task) {
+      // ONNX Runtime cannot be interrupted mid-run; the result is dropped when it arrives.
+      task.cancelled = true;
+      this.log.debug({ shardId: msg.shardId, reason: msg.reason }, "running shard cancelled; its result will be discarded");
+      return;
+    }
+    this.log.debug({ shardId: msg.shardId }, "cancel for a shard this worker does not hold");
+  }
+
+  private onCoordinatorError(msg: ErrorMessage): void {
+    this.log.warn({ code: msg.code, err: msg.message }, "coordinator reported an error");
+    this.safeEmit("coordinatorError", msg);
+    // Reconnecting cannot fix a version mismatch: both sides must be upgraded.
+    if (msg.code === "E_VERSION") this.fail(new EdgepoolError("E_VERSION", msg.message));
+  }
+
+  private onBinary(bytes: Uint8Array): void {
+    if (this.stateValue === "draining") {
+      this.log.debug({ bytes: bytes.byteLength }, "shard frame ignored while draining");
+      return;
+    }
+    if (this.stateValue !== "ready" || this.modelBase === null) {
+      this.malformed("binary", new EdgepoolError("E_PROTOCOL", `binary frame before welcome (state ${this.stateValue})`));
+      return;
+    }
+    let frame;
+    try {
+      frame = parseShardFrame(bytes);
+    } catch (err) {
+      this.malformed("binary", err);
+      return;
+    }
+    const { header, tensors } = frame;
+    if (this.running.has(header.shardId) || this.queue.some((t) => t.header.shardId === header.shardId)) {
+      this.malformed("binary", new EdgepoolError("E_PROTOCOL", `shard ${header.shardId} is already held by this worker`));
+      return;
+    }
+    if (this.queue.length >= MAX_QUEUED) {
+      this.answerError(header, new EdgepoolError("E_UNAVAILABLE", `worker queue is full (${MAX_QUEUED} shards); send fewer at once`));
+      return;
+    }
+    this.queue.push({ header, tensors, rows: header.end - header.start, epoch: this.epoch, modelBase: this.modelBase, cancelled: false });
+    this.log.debug({ shardId: header.shardId, jobId: header.jobId, rows: header.end - header.start, queued: this.queue.length }, "shard received");
+    this.safeEmit("shardReceived", header);
+    this.pump();
+  }
+
+  // ---- shard execution ----
+
+  private pump(): void {
+    while (this.stateValue === "ready" && this.running.size < this.config.slots) {
+      const task = this.queue.shift();
+      if (!task) return;
+      this.running.set(task.header.shardId, task);
+      void this.execute(task);
+    }
+  }
+
+  /** Why a finished task's answer must not be sent, or null when it should be. */
+  private staleReason(task: ShardTask): string | null {
+    if (task.cancelled) return "cancelled";
+    if (task.epoch !== this.epoch) return "connection lost";
+    return null;
+  }
+
+  private async execute(task: ShardTask): Promise<void> {
+    const { header, rows } = task;
+    try {
+      await this.runner.load(header.model, () => this.cache.get(header.model, task.modelBase));
+      if (this.staleReason(task) === null) await this.compute(task);
+      else this.discard(task);
+    } catch (err) {
+      const e = toEdgepoolError(err, "E_INTERNAL");
+      if (this.staleReason(task) !== null) {
+        this.discard(task);
+      } else {
+        this.stats.recordError();
+        this.log.warn({ shardId: header.shardId, jobId: header.jobId, model: header.model, rows, code: e.code, err: e.message }, "shard failed");
+        this.answerError(header, e);
+      }
+    } finally {
+      this.running.delete(header.shardId);
+      // Input tensors are views on the received frame; let it go now.
+      task.tensors = [];
+      this.onSettle?.();
+      this.pump();
+    }
+  }
+
+  private async compute(task: ShardTask): Promise<void> {
+    const { header, rows } = task;
+    const started = performance.now();
+    const planned: { frame?: Uint8Array; computeMs: number } = { computeMs: 0 };
+    await this.runner.run(header.model, task.tensors, rows, (specs) => {
+      // Called once inference is done and before outputs are copied, so computeMs is known
+      // in time for the header and the one copy of the outputs lands in the frame itself.
+      planned.computeMs = Math.round((performance.now() - started) * 1000) / 1000;
+      const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: planned.computeMs });
+      const { frame, slots } = planFrame(result, specs);
+      planned.frame = frame;
+      return slots;
+    });
+    const { frame, computeMs } = planned;
+    if (!frame) throw new EdgepoolError("E_INTERNAL", "the runner returned without asking for output buffers");
+    if (this.staleReason(task) !== null || !this.connection.send(frame)) {
+      this.discard(task);
+      return;
+    }
+    this.stats.recordDone(rows, computeMs);
+    this.log.debug({ shardId: header.shardId, jobId: header.jobId, rows, computeMs, bytes: frame.byteLength }, "shard done");
+    this.safeEmit("shardDone", { shardId: header.shardId, jobId: header.jobId, model: header.model, rows, computeMs });
+  }
+
+  private discard(task: ShardTask): void {
+    const reason = this.staleReason(task) ?? "connection closed";
+    this.log.debug({ shardId: task.header.shardId, jobId: task.header.jobId, reason }, "shard result discarded");
+    this.safeEmit("shardDiscarded", { shardId: task.header.shardId, jobId: task.header.jobId, reason });
+  }
+
+  private answerError(header: ShardHeader, e: EdgepoolError): void {
+    const msg = ShardErrorSchema.parse({
+      type: "shard_error",
+      shardId: header.shardId,
+      jobId: header.jobId,
+      code: e.code,
+      message: truncate(e.message, MAX_ERROR_MESSAGE),
+    });
+    this.connection.send(JSON.stringify(msg));
+    this.safeEmit("shardFailed", { shardId: header.shardId, jobId: header.jobId, code: e.code, message: msg.message });
+  }
+
+  // ---- lifecycle ----
+
+  private fail(e: EdgepoolError): void {
+    if (this.fatalError) return;
+    this.fatalError = e;
+    this.log.error({ code: e.code, err: e.message }, "worker stopping: reconnecting cannot fix this");
+    this.safeEmit("fatal", e);
+    void this.close();
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.stateValue === "idle") {
+      this.transition("closed");
+      this.safeEmit("closed");
+      return;
+    }
+    this.transition("draining");
+    this.clearHelloTimer();
+    const dropped = this.queue.splice(0).length;
+    this.log.info({ running: this.running.size, dropped }, "worker draining");
+    await this.step("drain", () => this.drain());
+    await this.step("stats", () => this.stats.stopSummary());
+    await this.step("connection", () => this.connection.close());
+    await this.step("model cache", () => this.cache.close());
+    await this.step("runner", () => this.runner.close());
+    this.transition("closed");
+    this.log.info({ ...this.stats.snapshot() }, "worker closed");
+    this.safeEmit("closed");
+  }
+
+  /** Resolves when no shard runs, the connection is gone, or the grace period is over. */
+  private drain(): Promise<void> {
+    const startEpoch = this.epoch;
+    const done = (): boolean => this.running.size === 0 || this.epoch !== startEpoch || !this.connection.isOpen;
+    if (done()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.log.warn({ running: this.running.size, drainTimeoutMs: this.config.drainTimeoutMs }, "shards still running at the end of the grace period; closing anyway");
+        finish();
+      }, this.config.drainTimeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.onSettle = null;
+        resolve();
+      };
+      this.onSettle = () => {
+        if (done()) finish();
+      };
+    });
+  }
+
+  private async step(what: string, fn: () => unknown): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.log.warn({ step: what, err: toEdgepoolError(err).message }, "cleanup step failed");
+    }
+  }
+
+  private transition(to: WorkerState): void {
+    const from = this.stateValue;
+    if (!TRANSITIONS[from].includes(to)) throw new EdgepoolError("E_STATE", `worker cannot go from ${from} to ${to}`);
+    this.stateValue = to;
+    this.log.debug({ from, to }, "worker state");
+    this.safeEmit("state", { from, to });
+  }
+
+  private clearHelloTimer(): void {
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+  }
+
+  private malformed(kind: "text" | "binary", err: unknown): void {
+    const e = toEdgepoolError(err, "E_PROTOCOL");
+    this.log.warn({ kind, code: e.code, err: e.message }, "ignored a malformed message from the coordinator");
+    this.safeEmit("malformed", { kind, code: e.code, message: e.message });
+  }
+
+  /** A connection handler must never throw into the socket library. */
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ event: what, err: toEdgepoolError(err).message }, "internal error handling a connection event");
+    }
+  }
+
+  /** Emits without letting a listener's exception reach the daemon's own code paths. */
+  private safeEmit<K extends keyof WorkerDaemonEvents>(event: K, ...args: WorkerDaemonEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: WorkerDaemonEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.log.error({ event, err: toEdgepoolError(err).message }, "an event listener threw");
+    }
+  }
+}
