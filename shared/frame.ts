@@ -114,7 +114,8 @@ export interface DecodedFrame {
  */
 export function decodeFrame(input: Uint8Array): DecodedFrame {
   let bytes = input;
-  if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
+  // Uint8Array.prototype.slice copies, but Buffer#slice would only view: copy explicitly.
+  if (bytes.byteOffset % 8 !== 0) bytes = new Uint8Array(bytes);
   if (bytes.byteLength < 4) throw new EdgepoolError("E_PROTOCOL", `binary frame of ${bytes.byteLength} bytes is too short`);
   const headerLen = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
   if (headerLen > MAX_HEADER_BYTES || 4 + headerLen > bytes.byteLength) {

@@ -111,3 +111,13 @@ describe("protocol messages", () => {
     expect(codeOf(() => parseShardFrame(empty))).toBe("E_PROTOCOL");
   });
 });
+
+describe("frames inside Node Buffers", () => {
+  it("decodes a frame held in an unaligned Buffer slice (as ws hands them out)", () => {
+    const frame = encodeFrame({ type: "x" }, [{ name: "a", dtype: "float32", dims: [3], data: new Float32Array([1, 2, 3]) }]);
+    const pool = Buffer.alloc(frame.byteLength + 5);
+    pool.set(frame, 5);
+    const { tensors } = decodeFrame(pool.subarray(5));
+    expect([...(tensors[0]!.data as Float32Array)]).toEqual([1, 2, 3]);
+  });
+});

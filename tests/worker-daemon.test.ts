@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -14,8 +14,11 @@ import { encodeFrame } from "../shared/frame.js";
 import { HelloSchema, PROTOCOL_VERSION, parseResultFrame, type Hello, type ResultFrame } from "../shared/protocol.js";
 import { maxAbsDiff } from "../shared/tensor-ops.js";
 import type { Tensor } from "../shared/tensor.js";
-import { parseWorkerConfig } from "../worker/config.js";
+import { parseWorkerConfig, type WorkerConfig } from "../worker/config.js";
+import { backoffDelay } from "../worker/connection.js";
 import { WorkerDaemon, type WorkerDaemonEvents } from "../worker/daemon.js";
+import { loadWorkerId } from "../worker/identity.js";
+import { ModelCache, modelBaseUrl } from "../worker/model-cache.js";
 
 const WAIT_MS = 15_000;
 const log = pino({ level: process.env.TEST_LOG ?? "silent" });
@@ -52,7 +55,7 @@ class FakeCoordinator {
     readonly wss: WebSocketServer,
   ) {}
 
-  static async start(models: Record<string, Uint8Array>): Promise<FakeCoordinator> {
+  static async start(models: Record<string, Uint8Array>, port = 0): Promise<FakeCoordinator> {
     const server = http.createServer((req, res) => {
       const m = /^\/models\/([0-9a-f]{64})$/.exec(req.url ?? "");
       const bytes = m ? models[m[1]!] : undefined;
@@ -74,7 +77,10 @@ class FakeCoordinator {
       });
       ws.on("close", () => fake.push({ kind: "close", ws }));
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", resolve);
+    });
     return fake;
   }
 
@@ -195,8 +201,8 @@ let fake: FakeCoordinator;
 let stateDir: string;
 let daemon: WorkerDaemon | undefined;
 
-function startDaemon(overrides: Record<string, unknown> = {}): WorkerDaemon {
-  const config = parseWorkerConfig({
+function configFor(overrides: Record<string, unknown> = {}): WorkerConfig {
+  return parseWorkerConfig({
     coordinator: fake.url.replace(/^ws:/, "http:"),
     name: "test-worker",
     slots: 1,
@@ -207,16 +213,18 @@ function startDaemon(overrides: Record<string, unknown> = {}): WorkerDaemon {
     helloTimeoutMs: 5000,
     ...overrides,
   });
-  return new WorkerDaemon(config, { log, workerId: "" });
+}
+
+/** A daemon (not started) with the persistent id from stateDir; afterEach closes it. */
+async function newDaemon(overrides: Record<string, unknown> = {}): Promise<WorkerDaemon> {
+  const d = new WorkerDaemon(configFor(overrides), { log, workerId: await loadWorkerId(stateDir, log) });
+  daemon = d;
+  return d;
 }
 
 /** Starts a daemon with a persistent id from stateDir, answers its hello, and waits until it is ready. */
 async function readyDaemon(overrides: Record<string, unknown> = {}): Promise<{ d: WorkerDaemon; ws: WebSocket; hello: Hello }> {
-  const { loadWorkerId } = await import("../worker/identity.js");
-  const workerId = await loadWorkerId(stateDir, log);
-  const base = startDaemon(overrides);
-  const d = new WorkerDaemon(base.config, { log, workerId });
-  daemon = d;
+  const d = await newDaemon(overrides);
   const ready = nextEvent(d, "ready");
   d.start();
   const { ws, hello } = await fake.hello();
@@ -343,11 +351,28 @@ describe("WorkerDaemon against a fake coordinator", () => {
     expect((await fake.result("after-reconnect")).tensors[0]!.dims).toEqual([2, 10]);
   });
 
+  it("rides out a coordinator outage: dials fail while it is down, then it reconnects", async () => {
+    const first = await readyDaemon();
+    const port = new URL(fake.url).port;
+    const lost = nextEvent(first.d, "disconnected", (i) => i.wasOpen);
+    const refused = nextEvent(first.d, "disconnected", (i) => !i.wasOpen);
+    await fake.stop();
+    await lost;
+    // At least one dial is refused while nothing listens: the worker keeps trying.
+    await refused;
+    expect(first.d.state).toBe("connecting");
+    const ready = nextEvent(first.d, "ready");
+    fake = await FakeCoordinator.start({ [MLP_SHA]: MLP }, Number(port));
+    const again = await fake.hello();
+    expect(again.hello.workerId).toBe(first.hello.workerId);
+    again.ws.send(JSON.stringify({ type: "welcome", protocol: PROTOCOL_VERSION, workerId: again.hello.workerId, modelPath: "/models" }));
+    await ready;
+    again.ws.send(shardFrame("after-outage", MLP_SHA, mlp.sampleInputs(2).x!));
+    expect((await fake.result("after-outage")).tensors[0]!.dims).toEqual([2, 10]);
+  });
+
   it("drops a connection whose welcome does not come in time and dials again", async () => {
-    const { loadWorkerId } = await import("../worker/identity.js");
-    const base = startDaemon({ helloTimeoutMs: 150 });
-    const d = new WorkerDaemon(base.config, { log, workerId: await loadWorkerId(stateDir, log) });
-    daemon = d;
+    const d = await newDaemon({ helloTimeoutMs: 150 });
     const dropped = nextEvent(d, "disconnected");
     const ready = nextEvent(d, "ready");
     d.start();
@@ -396,10 +421,7 @@ describe("WorkerDaemon against a fake coordinator", () => {
   });
 
   it("stops for good on a protocol version error from the coordinator", async () => {
-    const { loadWorkerId } = await import("../worker/identity.js");
-    const base = startDaemon();
-    const d = new WorkerDaemon(base.config, { log, workerId: await loadWorkerId(stateDir, log) });
-    daemon = d;
+    const d = await newDaemon();
     const fatal = nextEvent(d, "fatal");
     const closed = nextEvent(d, "closed");
     d.start();
@@ -418,7 +440,6 @@ describe("ModelCache", () => {
   const cacheLog = pino({ level: "silent" });
 
   it("downloads once for concurrent requests, reuses the file, and replaces a corrupt one", async () => {
-    const { ModelCache, modelBaseUrl } = await import("../worker/model-cache.js");
     const dir = path.join(stateDir, "models");
     const base = modelBaseUrl(fake.url, "/models");
     expect(base).toBe(`http://${new URL(fake.url).host}/models`);
@@ -434,7 +455,6 @@ describe("ModelCache", () => {
       expect(Buffer.compare(again, MLP)).toBe(0);
       expect(fake.downloads).toEqual([MLP_SHA]);
 
-      const { writeFile } = await import("node:fs/promises");
       await writeFile(cache.pathOf(MLP_SHA), "rotten");
       expect(Buffer.compare(await cache.get(MLP_SHA, base), MLP)).toBe(0);
       expect(fake.downloads).toEqual([MLP_SHA, MLP_SHA]);
@@ -444,7 +464,6 @@ describe("ModelCache", () => {
   });
 
   it("fails clearly on a missing model, a bad hash name and after close", async () => {
-    const { ModelCache, modelBaseUrl } = await import("../worker/model-cache.js");
     const cache = new ModelCache({ dir: path.join(stateDir, "models"), downloadTimeoutMs: 5000, log: cacheLog });
     const base = modelBaseUrl(fake.url, "/models");
     await expect(cache.get("a".repeat(64), base)).rejects.toMatchObject({ code: "E_MODEL_LOAD" });
@@ -453,5 +472,62 @@ describe("ModelCache", () => {
     cache.close();
     await expect(cache.get(MLP_SHA, base)).rejects.toMatchObject({ code: "E_CANCELLED" });
     expect(fake.downloads).toEqual([]);
+  });
+});
+
+describe("loadWorkerId", () => {
+  it("creates an id once, reuses it, and replaces a corrupt file", async () => {
+    const dir = path.join(stateDir, "fresh", "nested");
+    const id = await loadWorkerId(dir, log);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(await loadWorkerId(dir, log)).toBe(id);
+    await writeFile(path.join(dir, "worker-id"), "\u0000garbage");
+    const replaced = await loadWorkerId(dir, log);
+    expect(replaced).not.toBe(id);
+    expect((await readFile(path.join(dir, "worker-id"), "utf8")).trim()).toBe(replaced);
+    expect(await loadWorkerId(dir, log)).toBe(replaced);
+  });
+});
+
+describe("parseWorkerConfig", () => {
+  it("normalizes friendly input and fills defaults", () => {
+    const c = parseWorkerConfig({ coordinator: "https://pool.example:8443/", slots: "3", stateDir: "~/edge" });
+    expect(c.coordinator).toBe("wss://pool.example:8443/");
+    expect(c.slots).toBe(3);
+    expect(c.threads).toBe(1);
+    expect(c.name).toBe(os.hostname().slice(0, 128));
+    expect(c.stateDir).toBe(path.join(os.homedir(), "edge"));
+    expect(c).toMatchObject({ reconnectMinMs: 250, reconnectMaxMs: 10_000, logLevel: "info" });
+    expect(parseWorkerConfig({ coordinator: "http://10.0.0.2:7070" }).coordinator).toBe("ws://10.0.0.2:7070/");
+    expect(parseWorkerConfig({ coordinator: "ws://h:1" }).stateDir).toBe(path.join(os.homedir(), ".edgepool", "worker"));
+  });
+
+  it("rejects bad values with E_CONFIG naming the option", () => {
+    const bad = (input: unknown): string => {
+      try {
+        parseWorkerConfig(input);
+      } catch (err) {
+        expect((err as { code?: string }).code).toBe("E_CONFIG");
+        return (err as Error).message;
+      }
+      throw new Error(`accepted ${JSON.stringify(input)}`);
+    };
+    expect(bad({ coordinator: "ftp://host:21" })).toContain("ws://host:port");
+    expect(bad({ coordinator: "localhost:7070" })).toContain("ws://localhost:7070");
+    expect(bad({ coordinator: "ws://bad host:1" })).toContain("not a URL");
+    expect(bad({})).toContain("coordinator");
+    expect(bad({ coordinator: "ws://h:1", slots: 0 })).toContain("slots");
+    expect(bad({ coordinator: "ws://h:1", reconnectMinMs: 500, reconnectMaxMs: 100 })).toContain("reconnectMinMs");
+  });
+});
+
+describe("backoffDelay", () => {
+  it("doubles from the minimum up to the maximum, jittered within the upper half", () => {
+    expect(backoffDelay(0, 250, 10_000, () => 0)).toBe(250);
+    expect(backoffDelay(0, 250, 10_000, () => 1)).toBe(250);
+    expect(backoffDelay(3, 250, 10_000, () => 0)).toBe(1000);
+    expect(backoffDelay(3, 250, 10_000, () => 1)).toBe(2000);
+    expect(backoffDelay(50, 250, 10_000, () => 0.999)).toBeLessThanOrEqual(10_000);
+    expect(backoffDelay(50, 250, 10_000, () => 0)).toBe(5000);
   });
 });

@@ -12,6 +12,10 @@ import { EdgepoolError } from "../shared/errors.js";
  * because people copy the coordinator's address from a browser's address bar.
  */
 function coordinatorUrl(raw: string, ctx: z.RefinementCtx): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(raw.trim())) {
+    ctx.addIssue({ code: "custom", message: `'${raw}' has no scheme; give it as ws://host:port (for example ws://${raw.trim()})` });
+    return z.NEVER;
+  }
   let url: URL;
   try {
     url = new URL(raw.trim());

@@ -19,16 +19,15 @@ import { EventEmitter } from "node:events";
 import path from "node:path";
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import { planFrame, type NamedTensor } from "../shared/frame.js";
+import type { NamedTensor } from "../shared/frame.js";
 import {
   PROTOCOL_VERSION,
-  ResultHeaderSchema,
-  ShardErrorSchema,
   checkProtocolVersion,
   parseCoordinatorText,
   parseShardFrame,
   type Cancel,
   type ErrorMessage,
+  type ShardError,
   type ShardHeader,
   type Welcome,
 } from "../shared/protocol.js";
@@ -37,6 +36,7 @@ import { Connection, type DisconnectInfo } from "./connection.js";
 import { buildHello } from "./hello.js";
 import { ModelCache, modelBaseUrl } from "./model-cache.js";
 import { Runner } from "./runner.js";
+import { computeShard, shardErrorMessage } from "./shard-exec.js";
 import { WorkerStats, type WorkerStatsSnapshot } from "./stats.js";
 
 export type WorkerState = "idle" | "connecting" | "ready" | "draining" | "closed";
@@ -51,8 +51,6 @@ const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
 
 /** Shards held beyond the running ones; the coordinator's credit keeps far below this. */
 const MAX_QUEUED = 256;
-/** Longest `message` a shard_error may carry (the protocol's limit). */
-const MAX_ERROR_MESSAGE = 4096;
 
 export interface ShardDone {
   shardId: string;
@@ -103,10 +101,6 @@ interface ShardTask {
   cancelled: boolean;
 }
 
-function truncate(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
-}
-
 export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private stateValue: WorkerState = "idle";
   private readonly log: Logger;
@@ -124,6 +118,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   /** Called when a running shard ends or the connection drops, so draining can re-check. */
   private onSettle: (() => void) | null = null;
   private fatalError: EdgepoolError | null = null;
+  private hello = "";
 
   constructor(
     readonly config: WorkerConfig,
@@ -166,8 +161,12 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     return { ...this.stats.snapshot(), running: this.running.size, queued: this.queue.length };
   }
 
-  /** Starts dialling the coordinator; reconnects on its own until close(). */
+  /** Starts dialling the coordinator; reconnects on its own until close(). Throws E_CONFIG or E_STATE. */
   start(): void {
+    if (this.stateValue !== "idle") throw new EdgepoolError("E_STATE", `worker cannot start while ${this.stateValue}`);
+    // Built once and checked now: a value the coordinator would refuse fails here, loudly,
+    // instead of on every connection.
+    this.hello = JSON.stringify(buildHello(this.config, this.workerId));
     this.transition("connecting");
     this.log.info({ workerId: this.workerId, workerName: this.config.name, coordinator: this.config.coordinator, slots: this.config.slots, threads: this.config.threads }, "worker starting");
     this.stats.startSummary(this.log, this.config.statsIntervalMs, () => ({ running: this.running.size, queued: this.queue.length, slots: this.config.slots }));
@@ -192,7 +191,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       void this.connection.close();
       return;
     }
-    this.connection.send(JSON.stringify(buildHello(this.config, this.workerId)));
+    this.connection.send(this.hello);
     this.clearHelloTimer();
     this.helloTimer = setTimeout(() => {
       this.helloTimer = null;
@@ -326,7 +325,11 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       const task = this.queue.shift();
       if (!task) return;
       this.running.set(task.header.shardId, task);
-      void this.execute(task);
+      this.execute(task).catch((err: unknown) => {
+        // execute() answers its own failures; reaching here is a bug, and must not become an
+        // unhandled rejection that takes the process down.
+        this.log.error({ shardId: task.header.shardId, err: toEdgepoolError(err).message }, "internal error running a shard");
+      });
     }
   }
 
@@ -363,19 +366,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
 
   private async compute(task: ShardTask): Promise<void> {
     const { header, rows } = task;
-    const started = performance.now();
-    const planned: { frame?: Uint8Array; computeMs: number } = { computeMs: 0 };
-    await this.runner.run(header.model, task.tensors, rows, (specs) => {
-      // Called once inference is done and before outputs are copied, so computeMs is known
-      // in time for the header and the one copy of the outputs lands in the frame itself.
-      planned.computeMs = Math.round((performance.now() - started) * 1000) / 1000;
-      const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: planned.computeMs });
-      const { frame, slots } = planFrame(result, specs);
-      planned.frame = frame;
-      return slots;
-    });
-    const { frame, computeMs } = planned;
-    if (!frame) throw new EdgepoolError("E_INTERNAL", "the runner returned without asking for output buffers");
+    const { frame, computeMs } = await computeShard(this.runner, header, task.tensors);
     if (this.staleReason(task) !== null || !this.connection.send(frame)) {
       this.discard(task);
       return;
@@ -392,15 +383,15 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   }
 
   private answerError(header: ShardHeader, e: EdgepoolError): void {
-    const msg = ShardErrorSchema.parse({
-      type: "shard_error",
-      shardId: header.shardId,
-      jobId: header.jobId,
-      code: e.code,
-      message: truncate(e.message, MAX_ERROR_MESSAGE),
-    });
+    let msg: ShardError;
+    try {
+      msg = shardErrorMessage(header, e);
+    } catch (err) {
+      this.log.error({ shardId: header.shardId, err: toEdgepoolError(err).message }, "cannot answer a failed shard");
+      return;
+    }
     this.connection.send(JSON.stringify(msg));
-    this.safeEmit("shardFailed", { shardId: header.shardId, jobId: header.jobId, code: e.code, message: msg.message });
+    this.safeEmit("shardFailed", { shardId: header.shardId, jobId: header.jobId, code: msg.code, message: msg.message });
   }
 
   // ---- lifecycle ----

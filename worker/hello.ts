@@ -2,6 +2,7 @@
 import { createRequire } from "node:module";
 import os from "node:os";
 import * as ort from "onnxruntime-node";
+import { EdgepoolError } from "../shared/errors.js";
 import { HelloSchema, PROTOCOL_VERSION, type Hello } from "../shared/protocol.js";
 import type { WorkerConfig } from "./config.js";
 
@@ -28,7 +29,7 @@ export function runtimeVersion(): string {
  * refusal from the coordinator.
  */
 export function buildHello(config: WorkerConfig, workerId: string): Hello {
-  return HelloSchema.parse({
+  const r = HelloSchema.safeParse({
     type: "hello",
     protocol: PROTOCOL_VERSION,
     workerId,
@@ -42,4 +43,9 @@ export function buildHello(config: WorkerConfig, workerId: string): Hello {
     slots: config.slots,
     virtual: false,
   });
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new EdgepoolError("E_CONFIG", `this worker cannot describe itself to the coordinator: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
+  }
+  return r.data;
 }

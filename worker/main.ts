@@ -80,7 +80,13 @@ export async function runWorker(options: unknown): Promise<number> {
     daemon.once("closed", () => finish(daemon.fatal ? EXIT_FAILED : EXIT_OK));
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
-    daemon.start();
+    try {
+      daemon.start();
+    } catch (err) {
+      const e = toEdgepoolError(err);
+      process.stderr.write(`edgepool worker: ${e.message}\n`);
+      finish(e.code === "E_CONFIG" ? EXIT_USAGE : EXIT_FAILED);
+    }
   });
   await flushLogs(log);
   return code;

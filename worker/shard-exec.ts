@@ -1,0 +1,55 @@
+/**
+ * A shard's two possible answers. `computeShard` runs the rows and builds the `result` frame,
+ * with the outputs copied once, straight from ONNX Runtime into the frame that goes on the
+ * wire; `shardErrorMessage` builds the `shard_error` for a failure.
+ */
+import { EdgepoolError } from "../shared/errors.js";
+import { planFrame, type NamedTensor } from "../shared/frame.js";
+import { ResultHeaderSchema, ShardErrorSchema, type ShardError, type ShardHeader } from "../shared/protocol.js";
+import type { Runner } from "./runner.js";
+
+/** Longest `message` a shard_error may carry (the protocol's limit). */
+const MAX_ERROR_MESSAGE = 4096;
+
+export interface ShardResult {
+  frame: Uint8Array;
+  /** Milliseconds of inference, excluding queueing, model loading and the output copy. */
+  computeMs: number;
+}
+
+/** Runs the shard's rows through its (already loaded) model and returns the `result` frame. */
+export async function computeShard(runner: Runner, header: ShardHeader, inputs: readonly NamedTensor[]): Promise<ShardResult> {
+  const started = performance.now();
+  const out: { frame?: Uint8Array; computeMs: number } = { computeMs: 0 };
+  await runner.run(header.model, inputs, header.end - header.start, (specs) => {
+    // Called once inference is done and before outputs are copied, so computeMs is known in
+    // time for the header and the one copy of the outputs lands in the frame itself.
+    out.computeMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: out.computeMs });
+    const { frame, slots } = planFrame(result, specs);
+    out.frame = frame;
+    return slots;
+  });
+  if (!out.frame) throw new EdgepoolError("E_INTERNAL", "the runner returned without asking for output buffers");
+  return { frame: out.frame, computeMs: out.computeMs };
+}
+
+function truncate(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+/**
+ * The `shard_error` for a failed shard, checked against the shared schema so that a bug here
+ * shows up in the worker's own log rather than as a protocol complaint from the coordinator.
+ */
+export function shardErrorMessage(header: ShardHeader, e: EdgepoolError): ShardError {
+  const r = ShardErrorSchema.safeParse({
+    type: "shard_error",
+    shardId: header.shardId,
+    jobId: header.jobId,
+    code: e.code,
+    message: truncate(e.message, MAX_ERROR_MESSAGE),
+  });
+  if (!r.success) throw new EdgepoolError("E_INTERNAL", `cannot build shard_error: ${r.error.issues[0]?.message ?? "invalid"}`);
+  return r.data;
+}
