@@ -40,7 +40,7 @@ export class Coordinator {
   private readonly gateway: WorkerGateway;
   private statsTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
-  private lastTotals = { shards: 0, at: Date.now() };
+  private lastTotals = { shards: 0, samples: 0, flops: 0, at: Date.now() };
 
   private constructor(
     readonly config: CoordinatorConfig,
@@ -109,22 +109,26 @@ export class Coordinator {
     this.statsTimer.unref();
   }
 
-  /** One info line per interval while work runs: workers, busy workers and rates. */
+  /** One info line per interval while work runs: workers, busy workers and rates over the interval. */
   private logStats(): void {
     const now = Date.now();
     const total = this.throughput.total;
-    const working = this.scheduler.activeJobs.length > 0 || total.shards !== this.lastTotals.shards;
-    if (!working) return;
-    const r = this.throughput.rates();
-    this.lastTotals = { shards: total.shards, at: now };
+    const last = this.lastTotals;
+    const working = this.scheduler.activeJobs.length > 0 || total.shards !== last.shards;
+    if (!working) {
+      this.lastTotals = { ...total, at: now };
+      return;
+    }
+    const secs = Math.max(1e-3, (now - last.at) / 1000);
+    this.lastTotals = { ...total, at: now };
     this.log.info(
       {
         workers: this.scheduler.workers.size,
         busyWorkers: this.scheduler.busyWorkers(),
         jobs: this.scheduler.activeJobs.length,
-        shardsPerSec: round(r.shardsPerSec),
-        samplesPerSec: round(r.samplesPerSec),
-        gflopsPerSec: round(r.gflopsPerSec),
+        shardsPerSec: round((total.shards - last.shards) / secs),
+        samplesPerSec: round((total.samples - last.samples) / secs),
+        gflopsPerSec: round((total.flops - last.flops) / secs / 1e9),
       },
       "pool throughput",
     );

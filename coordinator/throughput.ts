@@ -44,10 +44,16 @@ export class Throughput {
     this.total.flops += flops;
   }
 
-  /** Rates over the last `windowSec` whole seconds (the current partial second excluded). */
+  /**
+   * Rates over the whole seconds of the window since work was first recorded in it (the
+   * current partial second excluded), so a burst shorter than the window is not diluted.
+   */
   rates(): Rates {
     const nowSec = Math.floor(this.now() / 1000);
     this.trim(nowSec);
+    const first = this.buckets[0]?.second ?? nowSec;
+    const span = Math.min(this.windowSec, nowSec - first);
+    if (span <= 0) return { shardsPerSec: 0, samplesPerSec: 0, gflopsPerSec: 0 };
     let shards = 0;
     let samples = 0;
     let flops = 0;
@@ -57,7 +63,7 @@ export class Throughput {
       samples += b.samples;
       flops += b.flops;
     }
-    const w = this.windowSec;
+    const w = span;
     return { shardsPerSec: shards / w, samplesPerSec: samples / w, gflopsPerSec: flops / w / 1e9 };
   }
 

@@ -524,8 +524,8 @@ describe("npy files", () => {
     const file = path.join(dir, "cut.npy");
     await writeNpyFile(file, sample("float32", [8, 8]));
     await truncate(file, 128 + 8 * 8 * 4 - 5);
-    for (const p of [NpyRowReader.open(file), readNpyFile(file)]) {
-      const err = await errorOf(p);
+    for (const open of [() => NpyRowReader.open(file), () => readNpyFile(file)]) {
+      const err = await errorOf(open());
       expect(err.code).toBe("E_NPY");
       expect(err.message).toContain(file);
       expect(err.message).toContain("truncated");

@@ -77,6 +77,13 @@ describe("throughput window", () => {
     expect(r.gflopsPerSec).toBe(1);
     expect(t.total.samples).toBe(1000);
     now += 60_000;
+    t.record(50, 0);
+    now += 1000;
+    t.record(50, 0);
+    now += 1000;
+    // Two seconds of work in a ten-second window: rated over those two seconds.
+    expect(t.rates().samplesPerSec).toBe(50);
+    now += 60_000;
     expect(t.rates().samplesPerSec).toBe(0);
     expect(t.active()).toBe(false);
   });
