@@ -181,6 +181,9 @@ export class Runner {
         // One graph branch at a time: parallelism comes from intra-op threads and from slots.
         interOpNumThreads: 1,
         executionProviders: ["cpu"],
+        // ONNX Runtime's own warnings (unused initializers and the like) go to stderr
+        // unstructured; errors still surface as exceptions from create/run.
+        logSeverityLevel: 3,
       });
     } catch (err) {
       throw new EdgepoolError("E_MODEL_LOAD", `ONNX Runtime cannot load model ${short(sha256)}: ${toEdgepoolError(err).message}`, { cause: err });
