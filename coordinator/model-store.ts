@@ -43,17 +43,18 @@ export class ModelStore {
 
   /** Stores an uploaded model body and returns its record. Idempotent for the same bytes. */
   async upload(req: IncomingMessage): Promise<ModelRow> {
-    const received = await bodyToFile(req, this.dir, this.maxModelBytes);
+    const received = await bodyToFile(req, this.dir, this.maxModelBytes, { hash: true });
+    const sha256 = received.sha256!;
     try {
-      const existing = this.db.getModel(received.sha256);
+      const existing = this.db.getModel(sha256);
       if (existing) return existing;
       const bytes = new Uint8Array(await readFile(received.file));
       const info = readModelInfo(bytes);
       const flops = countFlops(bytes);
       const record = { ...info, flopsPerSample: flops.flopsPerSample };
-      await rename(received.file, this.pathOf(received.sha256));
-      this.db.putModel(received.sha256, received.bytes, record);
-      return { sha256: received.sha256, bytes: received.bytes, info: record };
+      await rename(received.file, this.pathOf(sha256));
+      this.db.putModel(sha256, received.bytes, record);
+      return { sha256, bytes: received.bytes, info: record };
     } finally {
       await rm(received.file, { force: true });
     }
