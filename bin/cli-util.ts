@@ -1,22 +1,13 @@
 /** Helpers shared by the CLI commands: option validation and one-line failures. */
 import { z } from "zod";
-import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
+import { toEdgepoolError } from "../shared/errors.js";
 
 export const LogOptionsSchema = z.object({
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   logFormat: z.enum(["json", "pretty"]).default("json"),
 });
 
-/** Validates parsed flags with a zod schema; the first problem becomes an E_CONFIG error naming the flag. */
-export function parseOptions<T>(schema: z.ZodType<T>, raw: unknown): T {
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const flag = issue?.path.length ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : "option";
-    throw new EdgepoolError("E_CONFIG", `invalid ${flag}: ${issue?.message ?? "invalid value"}`);
-  }
-  return r.data;
-}
+export { parseConfig as parseOptions } from "../shared/config.js";
 
 /** Prints a failure as one line on stderr and returns the exit code. */
 export function fail(command: string, err: unknown): number {

@@ -2,7 +2,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { EdgepoolError } from "../shared/errors.js";
+import { parseConfig } from "../shared/config.js";
 
 export const CoordinatorConfigSchema = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(7070),
@@ -25,10 +25,6 @@ export type CoordinatorOptions = z.input<typeof CoordinatorConfigSchema>;
 
 /** Validates coordinator options; a bad value becomes an E_CONFIG error naming the flag. */
 export function parseCoordinatorConfig(input: unknown): CoordinatorConfig {
-  const r = CoordinatorConfigSchema.safeParse(input ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new EdgepoolError("E_CONFIG", `invalid coordinator option ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
-  }
-  return { ...r.data, dataDir: path.resolve(r.data.dataDir) };
+  const config = parseConfig(CoordinatorConfigSchema, input);
+  return { ...config, dataDir: path.resolve(config.dataDir) };
 }

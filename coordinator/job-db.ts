@@ -11,21 +11,15 @@ import { DTYPES } from "../shared/tensor.js";
 export const JOB_STATES = ["queued", "running", "done", "failed", "cancelled"] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
-export const JobInputSchema = z.object({
+/** An input or output tensor of a job: its .npy file, relative to the job's folder. */
+export const TensorFileSchema = z.object({
   name: z.string(),
   file: z.string(),
   dtype: z.enum(DTYPES),
   shape: z.array(z.number().int().nonnegative()),
 });
-export type JobInput = z.infer<typeof JobInputSchema>;
-
-export const JobOutputSchema = z.object({
-  name: z.string(),
-  file: z.string(),
-  dtype: z.enum(DTYPES),
-  shape: z.array(z.number().int().nonnegative()),
-});
-export type JobOutput = z.infer<typeof JobOutputSchema>;
+export type JobInput = z.infer<typeof TensorFileSchema>;
+export type JobOutput = z.infer<typeof TensorFileSchema>;
 
 export interface JobRow {
   id: string;
@@ -212,8 +206,8 @@ function toJobRow(raw: unknown): JobRow {
     state: r.state,
     rows: r.rows,
     shardSize: r.shard_size,
-    inputs: z.array(JobInputSchema).parse(JSON.parse(r.inputs)),
-    outputs: r.outputs === null ? null : z.array(JobOutputSchema).parse(JSON.parse(r.outputs)),
+    inputs: z.array(TensorFileSchema).parse(JSON.parse(r.inputs)),
+    outputs: r.outputs === null ? null : z.array(TensorFileSchema).parse(JSON.parse(r.outputs)),
     error: r.error,
     createdAt: r.created_at,
     startedAt: r.started_at,

@@ -5,7 +5,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { EdgepoolError } from "../shared/errors.js";
+import { parseConfig } from "../shared/config.js";
 
 /**
  * Accepts ws:// and wss:// as they are, and http(s):// as the same host's WebSocket URL,
@@ -99,11 +99,5 @@ export type WorkerOptions = z.input<typeof WorkerConfigSchema>;
 
 /** Validates worker options; a bad value becomes an E_CONFIG error naming the option. */
 export function parseWorkerConfig(input: unknown): WorkerConfig {
-  const r = WorkerConfigSchema.safeParse(input ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const where = issue && issue.path.length > 0 ? `option '${issue.path.join(".")}'` : "options";
-    throw new EdgepoolError("E_CONFIG", `invalid worker ${where}: ${issue?.message ?? "invalid value"}`);
-  }
-  return r.data;
+  return parseConfig(WorkerConfigSchema, input);
 }
