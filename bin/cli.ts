@@ -42,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
       .requiredOption("--coordinator <url>", "coordinator URL, e.g. ws://host:7070")
       .option("--slots <n>", "shards run at once", "1")
       .option("--threads <n>", "ONNX Runtime threads per shard", "1")
+      .option("--max-cpu <percent>", "keep average CPU use of each thread at or under this share (duty cycle)", "100")
       .option("--name <name>", "name shown in status (default: host name)")
       .option("--state-dir <dir>", "worker id and model cache (default ~/.edgepool/worker)"),
   ).action((o: Record<string, unknown>) => run(runWorker(o)));

@@ -10,7 +10,10 @@
  * version mismatch). Then the coordinator sends `shard` frames, up to the worker's credit
  * (slots + prefetch); the worker answers each with `result` or `shard_error`. `cancel`
  * withdraws a dispatched shard. Each dispatch has its own `shardId`, so a late answer to a
- * withdrawn or retried dispatch is recognised and dropped.
+ * withdrawn, retried or duplicated dispatch is recognised and dropped. A worker that is
+ * shutting down sends `draining` with the shards it will not run; the coordinator sends it
+ * nothing more and re-queues those at once (without counting them as failed attempts).
+ * Liveness is WebSocket ping/pong, answered by the ws library on both sides.
  * No `node:` imports: the browser worker uses this file too.
  */
 import { z } from "zod";
@@ -45,11 +48,17 @@ export const ShardErrorSchema = z.object({
   message: z.string().max(4096),
 });
 
+export const DrainingSchema = z.object({
+  type: z.literal("draining"),
+  /** Dispatched shards this worker will not run; the ones it is running it still finishes. */
+  released: z.array(Id).max(1024),
+});
+
 export const WelcomeSchema = z.object({
   type: z.literal("welcome"),
   protocol: z.number().int(),
   workerId: Id,
-  /** Base URL for model downloads (`GET {modelBaseUrl}/{sha256}`), relative to the coordinator. */
+  /** Path for model downloads (`GET {modelPath}/{sha256}`), relative to the coordinator. */
   modelPath: z.string(),
 });
 
@@ -66,7 +75,7 @@ export const ErrorMessageSchema = z.object({
 });
 
 /** JSON text messages a worker may send. */
-export const WorkerTextMessageSchema = z.discriminatedUnion("type", [HelloSchema, ShardErrorSchema]);
+export const WorkerTextMessageSchema = z.discriminatedUnion("type", [HelloSchema, ShardErrorSchema, DrainingSchema]);
 /** JSON text messages a coordinator may send. */
 export const CoordinatorTextMessageSchema = z.discriminatedUnion("type", [WelcomeSchema, CancelSchema, ErrorMessageSchema]);
 
@@ -87,11 +96,14 @@ export const ResultHeaderSchema = z.object({
   jobId: Id,
   /** Milliseconds the worker spent computing (excluding queueing and transfer). */
   computeMs: z.number().nonnegative(),
+  /** Milliseconds the worker idled for this shard to keep under its CPU cap (--max-cpu). */
+  throttleMs: z.number().nonnegative().default(0),
 });
 
 export type Hello = z.infer<typeof HelloSchema>;
 export type HelloInput = z.input<typeof HelloSchema>;
 export type ShardError = z.infer<typeof ShardErrorSchema>;
+export type Draining = z.infer<typeof DrainingSchema>;
 export type Welcome = z.infer<typeof WelcomeSchema>;
 export type Cancel = z.infer<typeof CancelSchema>;
 export type ErrorMessage = z.infer<typeof ErrorMessageSchema>;
