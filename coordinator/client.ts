@@ -31,7 +31,8 @@ export const JobViewSchema = z.object({
   state: z.enum(["queued", "running", "done", "failed", "cancelled"]),
   model: z.string(),
   rows: z.number(),
-  shardSize: z.number(),
+  shardSize: z.number().nullable(),
+  nextRow: z.number(),
   shards: z.number(),
   shardsDone: z.number(),
   samplesDone: z.number(),
@@ -60,6 +61,9 @@ export const WorkerViewSchema = z.object({
   shardsDone: z.number(),
   samplesDone: z.number(),
   shardErrors: z.number(),
+  lastShardRows: z.number(),
+  meanShardRows: z.number(),
+  maxCpu: z.number(),
   computeMs: z.number(),
   samplesPerSec: z.number(),
   connectedAt: z.number(),
@@ -184,14 +188,36 @@ export class CoordinatorClient {
     return this.json(StatusViewSchema, "/api/status");
   }
 
-  /** Polls until the job is done, failed or cancelled; `onProgress` sees every poll. */
-  async waitForJob(id: string, opts: { intervalMs?: number; onProgress?: (j: JobView) => void; signal?: AbortSignal } = {}): Promise<JobView> {
+  /**
+   * Polls until the job is done, failed or cancelled; `onProgress` sees every poll. A
+   * coordinator that goes away (a restart) is waited for, with backoff, for up to
+   * `reconnectMs`: jobs survive restarts, so the wait should too.
+   */
+  async waitForJob(
+    id: string,
+    opts: { intervalMs?: number; reconnectMs?: number; onProgress?: (j: JobView) => void; onReconnecting?: (e: EdgepoolError) => void; signal?: AbortSignal } = {},
+  ): Promise<JobView> {
     for (;;) {
-      const j = await this.job(id);
+      const j = await this.retrying(() => this.job(id), opts.reconnectMs ?? 300_000, opts.onReconnecting);
       opts.onProgress?.(j);
       if (TERMINAL.has(j.state)) return j;
       if (opts.signal?.aborted) throw new EdgepoolError("E_CANCELLED", "stopped waiting for the job");
       await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+    }
+  }
+
+  /** Runs `fn`, retrying with backoff while the coordinator is unreachable, for up to `forMs`. */
+  async retrying<T>(fn: () => Promise<T>, forMs: number, onRetry?: (e: EdgepoolError) => void): Promise<T> {
+    const deadline = Date.now() + forMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const retriable = err instanceof EdgepoolError && (err.code === "E_UNAVAILABLE" || err.code === "E_TIMEOUT");
+        if (!retriable || Date.now() > deadline) throw err;
+        onRetry?.(err);
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
     }
   }
 

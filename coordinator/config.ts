@@ -14,6 +14,14 @@ export const CoordinatorConfigSchema = z.object({
   statsIntervalMs: z.coerce.number().int().positive().default(5000),
   /** A connection that has not said hello by then is closed. */
   helloTimeoutMs: z.coerce.number().int().positive().default(10_000),
+  /** Target duration of one shard on the worker that gets it; shard sizes follow from it. */
+  targetShardMs: z.coerce.number().int().positive().default(500),
+  /** Deadline for a shard on a worker not yet measured on its model. */
+  probeTimeoutMs: z.coerce.number().int().positive().default(60_000),
+  /** Slack added to every deadline predicted from a measured rate. */
+  minShardTimeoutMs: z.coerce.number().int().positive().default(5_000),
+  /** A worker silent this long (no message, no pong) is declared dead. */
+  heartbeatTimeoutMs: z.coerce.number().int().min(500).default(10_000),
   /** Attempts per shard before its job fails. */
   maxShardAttempts: z.coerce.number().int().min(1).max(100).default(3),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

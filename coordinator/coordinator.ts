@@ -39,6 +39,10 @@ export class Coordinator {
   readonly models: ModelStore;
   private readonly gateway: WorkerGateway;
   private statsTimer: NodeJS.Timeout | null = null;
+  private livenessTimer: NodeJS.Timeout | null = null;
+  /** Milliseconds from a shard being handed back (dead worker, timeout) to it being sent again. */
+  readonly resendLatency: number[] = [];
+  private acceptingWork = true;
   private closing: Promise<void> | null = null;
   private lastTotals = { shards: 0, samples: 0, flops: 0, at: Date.now() };
 
@@ -48,9 +52,20 @@ export class Coordinator {
   ) {
     this.db = new JobDb(path.join(config.dataDir, "edgepool.sqlite"));
     this.models = new ModelStore(path.join(config.dataDir, "models"), this.db, MAX_MODEL_BYTES);
-    this.scheduler = new Scheduler(log, this.throughput, config.maxShardAttempts, {
-      jobFinished: (job) => this.jobs.forget(job),
-    });
+    this.scheduler = new Scheduler(
+      log,
+      this.throughput,
+      {
+        maxShardAttempts: config.maxShardAttempts,
+        targetShardMs: config.targetShardMs,
+        probeTimeoutMs: config.probeTimeoutMs,
+        minShardTimeoutMs: config.minShardTimeoutMs,
+      },
+      {
+        jobFinished: (job) => this.jobs.forget(job),
+        resent: (_d, at) => this.resendLatency.push(Date.now() - at),
+      },
+    );
     this.jobs = new JobService(config.dataDir, this.db, this.models, this.scheduler, MAX_INPUT_BYTES);
     this.gateway = new WorkerGateway(log, this.scheduler, config);
     this.server = http.createServer((req, res) => {
@@ -87,7 +102,9 @@ export class Coordinator {
       c.server.listen(config.port, config.host, () => resolve());
     });
     c.scheduleStats();
-    log.info({ url: c.url, dataDir: config.dataDir, protocol: PROTOCOL_VERSION }, "coordinator listening");
+    c.scheduleLiveness();
+    const resumed = await c.jobs.resume();
+    log.info({ url: c.url, dataDir: config.dataDir, protocol: PROTOCOL_VERSION, resumedJobs: resumed }, "coordinator listening");
     return c;
   }
 
@@ -107,6 +124,29 @@ export class Coordinator {
       this.scheduleStats();
     }, this.config.statsIntervalMs);
     this.statsTimer.unref();
+  }
+
+  /**
+   * Liveness and deadlines, a few times per heartbeat timeout: a worker that has said nothing
+   * and answered no ping for `heartbeatTimeoutMs` is cut off (its shards go elsewhere); the
+   * others are pinged; shards past their deadline are withdrawn.
+   */
+  private scheduleLiveness(): void {
+    const every = Math.max(100, Math.floor(this.config.heartbeatTimeoutMs / 4));
+    this.livenessTimer = setTimeout(() => {
+      const now = Date.now();
+      for (const w of this.scheduler.workers) {
+        if (now - w.lastSeen > this.config.heartbeatTimeoutMs) {
+          this.log.warn({ worker: w.name, silentMs: now - w.lastSeen, requeued: w.inflight.size }, "worker unresponsive; disconnecting");
+          w.socket.terminate();
+        } else if (w.socket.readyState === w.socket.OPEN) {
+          w.socket.ping();
+        }
+      }
+      this.scheduler.checkDeadlines(now);
+      this.scheduleLiveness();
+    }, every);
+    this.livenessTimer.unref();
   }
 
   /** One info line per interval while work runs: workers, busy workers and rates over the interval. */
@@ -176,6 +216,9 @@ export class Coordinator {
       const m = this.models.require(c);
       return sendJson(res, 200, { sha256: m.sha256, bytes: m.bytes, ...m.info });
     }
+    if (!this.acceptingWork && method === "POST" && (b === "uploads" || b === "jobs" || b === "models")) {
+      throw new EdgepoolError("E_UNAVAILABLE", "the coordinator is shutting down and takes no new work; retry once it is back");
+    }
     if (b === "uploads" && !c && method === "POST") return sendJson(res, 201, await this.jobs.upload(req));
     if (b === "jobs" && !c && method === "POST") {
       const body = await readJson(req, CreateJobSchema);
@@ -203,10 +246,16 @@ export class Coordinator {
     await pipeline(createReadStream(file), res);
   }
 
-  /** Stops listening, closes every worker socket, and closes the database. Safe to call twice. */
+  /**
+   * Stops taking work, closes every worker socket, and closes the database. Job state is
+   * already durable (every accepted shard is recorded as it lands), so unfinished jobs resume
+   * on the next start. Safe to call twice.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.acceptingWork = false;
       if (this.statsTimer) clearTimeout(this.statsTimer);
+      if (this.livenessTimer) clearTimeout(this.livenessTimer);
       for (const ws of this.wss.clients) ws.close(1001, "coordinator shutting down");
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeAllConnections();

@@ -26,7 +26,6 @@ export interface JobRow {
   model: string;
   state: JobState;
   rows: number;
-  shardSize: number;
   inputs: JobInput[];
   outputs: JobOutput[] | null;
   error: string | null;
@@ -36,6 +35,8 @@ export interface JobRow {
   samplesDone: number;
   shardsDone: number;
   shardCount: number;
+  nextRow: number;
+  fixedShardSize: number | null;
 }
 
 export interface ModelRow {
@@ -57,7 +58,6 @@ const JobRecordSchema = z.object({
   model: z.string(),
   state: z.enum(JOB_STATES),
   rows: z.number(),
-  shard_size: z.number(),
   inputs: z.string(),
   outputs: z.string().nullable(),
   error: z.string().nullable(),
@@ -67,6 +67,8 @@ const JobRecordSchema = z.object({
   samples_done: z.number(),
   shards_done: z.number(),
   shard_count: z.number(),
+  next_row: z.number(),
+  fixed_shard_size: z.number().nullable(),
 });
 
 const SCHEMA = `
@@ -81,7 +83,6 @@ CREATE TABLE IF NOT EXISTS jobs (
   model TEXT NOT NULL REFERENCES models(sha256),
   state TEXT NOT NULL,
   rows INTEGER NOT NULL,
-  shard_size INTEGER NOT NULL,
   inputs TEXT NOT NULL,
   outputs TEXT,
   error TEXT,
@@ -90,7 +91,11 @@ CREATE TABLE IF NOT EXISTS jobs (
   finished_at INTEGER,
   samples_done INTEGER NOT NULL DEFAULT 0,
   shards_done INTEGER NOT NULL DEFAULT 0,
-  shard_count INTEGER NOT NULL
+  shard_count INTEGER NOT NULL DEFAULT 0,
+  -- Rows before next_row have been cut into shards; shards are cut as workers ask, sized to them.
+  next_row INTEGER NOT NULL DEFAULT 0,
+  -- Rows per shard when the client fixed it; NULL lets shard sizes follow each worker's speed.
+  fixed_shard_size INTEGER
 );
 CREATE TABLE IF NOT EXISTS shards (
   job_id TEXT NOT NULL REFERENCES jobs(id),
@@ -128,14 +133,17 @@ export class JobDb {
     return { sha256: row.sha256, bytes: row.bytes, info: ModelRecordSchema.parse(JSON.parse(row.info)) };
   }
 
-  insertJob(job: Omit<JobRow, "outputs" | "error" | "startedAt" | "finishedAt" | "samplesDone" | "shardsDone">, shards: Array<[number, number]>): void {
-    const insertJob = this.db.prepare(
-      "INSERT INTO jobs (id, model, state, rows, shard_size, inputs, created_at, shard_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    const insertShard = this.db.prepare("INSERT INTO shards (job_id, idx, start, end) VALUES (?, ?, ?, ?)");
+  insertJob(job: { id: string; model: string; rows: number; inputs: JobInput[]; createdAt: number; fixedShardSize: number | null }): void {
+    this.db
+      .prepare("INSERT INTO jobs (id, model, state, rows, inputs, created_at, fixed_shard_size) VALUES (?, ?, 'queued', ?, ?, ?, ?)")
+      .run(job.id, job.model, job.rows, JSON.stringify(job.inputs), job.createdAt, job.fixedShardSize);
+  }
+
+  /** Records a newly cut shard [start, end) and moves the job's cut point to `end`, atomically. */
+  cutShard(jobId: string, idx: number, start: number, end: number): void {
     this.db.transaction(() => {
-      insertJob.run(job.id, job.model, job.state, job.rows, job.shardSize, JSON.stringify(job.inputs), job.createdAt, job.shardCount);
-      shards.forEach(([s, e], i) => insertShard.run(job.id, i, s, e));
+      this.db.prepare("INSERT INTO shards (job_id, idx, start, end) VALUES (?, ?, ?, ?)").run(jobId, idx, start, end);
+      this.db.prepare("UPDATE jobs SET next_row = ?, shard_count = shard_count + 1 WHERE id = ?").run(end, jobId);
     })();
   }
 
@@ -151,6 +159,12 @@ export class JobDb {
   /** Jobs that were queued or running, oldest first. */
   unfinishedJobs(): JobRow[] {
     return this.db.prepare("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at").all().map(toJobRow);
+  }
+
+  /** Highest shard index of a job so far (-1 when none). */
+  lastShardIdx(jobId: string): number {
+    const r = this.db.prepare("SELECT MAX(idx) AS m FROM shards WHERE job_id = ?").get(jobId) as { m: number | null };
+    return r.m ?? -1;
   }
 
   /** Shards of a job that have not been accepted yet, in row order. */
@@ -205,7 +219,6 @@ function toJobRow(raw: unknown): JobRow {
     model: r.model,
     state: r.state,
     rows: r.rows,
-    shardSize: r.shard_size,
     inputs: z.array(TensorFileSchema).parse(JSON.parse(r.inputs)),
     outputs: r.outputs === null ? null : z.array(TensorFileSchema).parse(JSON.parse(r.outputs)),
     error: r.error,
@@ -215,5 +228,7 @@ function toJobRow(raw: unknown): JobRow {
     samplesDone: r.samples_done,
     shardsDone: r.shards_done,
     shardCount: r.shard_count,
+    nextRow: r.next_row,
+    fixedShardSize: r.fixed_shard_size,
   };
 }

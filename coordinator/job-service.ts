@@ -8,7 +8,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import path from "node:path";
 import { z } from "zod";
-import { EdgepoolError } from "../shared/errors.js";
+import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { safeFileName, validateJobInputs } from "../shared/job-inputs.js";
 import { readNpyFileHeader } from "../shared/npy-file.js";
 import { elementCount, bytesPerElement } from "../shared/tensor.js";
@@ -16,7 +16,6 @@ import { bodyToFile } from "./body-to-file.js";
 import { Job } from "./job.js";
 import type { JobDb, JobRow } from "./job-db.js";
 import type { ModelStore } from "./model-store.js";
-import { defaultShardSize, planShards } from "./planner.js";
 import type { Scheduler } from "./scheduler.js";
 
 const UPLOAD_ID_RE = /^[0-9a-f-]{36}$/;
@@ -53,10 +52,24 @@ export class JobService {
   async init(): Promise<void> {
     await mkdir(this.uploadsDir, { recursive: true });
     await mkdir(path.join(this.dataDir, "jobs"), { recursive: true });
-    // Jobs that were running when the coordinator stopped cannot be resumed yet: mark them.
+  }
+
+  /** Picks up the jobs that were queued or running when the coordinator last stopped. */
+  async resume(): Promise<number> {
+    let resumed = 0;
     for (const row of this.db.unfinishedJobs()) {
-      this.db.setState(row.id, "failed", "the coordinator stopped while this job ran; submit it again");
+      const model = this.models.get(row.model);
+      try {
+        if (!model) throw new EdgepoolError("E_NOT_FOUND", `its model ${row.model} is missing from the data directory`);
+        const job = await Job.open(row, model, this.jobDir(row.id), this.db);
+        this.live.set(row.id, job);
+        this.scheduler.addJob(job);
+        resumed += 1;
+      } catch (err) {
+        this.db.setState(row.id, "failed", `cannot resume after a restart: ${toEdgepoolError(err).message}`);
+      }
     }
+    return resumed;
   }
 
   /** Streams an .npy upload to disk and checks it is a complete, supported .npy file. */
@@ -103,20 +116,8 @@ export class JobService {
       await rename(g.file, path.join(dir, rel));
       inputs.push({ name: g.name, file: rel, dtype: g.dtype, shape: g.shape });
     }
-    const bytesPerRow = inputs.reduce((s, g) => s + elementCount(g.shape.slice(1)) * bytesPerElement(g.dtype), 0);
-    const shardSize = req.shardSize ?? defaultShardSize(rows, bytesPerRow);
-    const shards = planShards(rows, shardSize);
-    const row = {
-      id,
-      model: model.sha256,
-      state: "queued" as const,
-      rows,
-      shardSize,
-      inputs,
-      createdAt: Date.now(),
-      shardCount: shards.length,
-    };
-    this.db.insertJob(row, shards);
+    const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null };
+    this.db.insertJob(row);
     const full = this.db.getJob(id)!;
     const job = await Job.open(full, model, dir, this.db);
     this.live.set(id, job);
@@ -181,7 +182,9 @@ export function jobView(row: JobRow) {
     state: row.state,
     model: row.model,
     rows: row.rows,
-    shardSize: row.shardSize,
+    /** Rows per shard when the client fixed it; null when shard sizes follow each worker. */
+    shardSize: row.fixedShardSize,
+    nextRow: row.nextRow,
     shards: row.shardCount,
     shardsDone: row.shardsDone,
     samplesDone: row.samplesDone,

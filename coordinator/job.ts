@@ -1,9 +1,11 @@
 /**
  * A job in memory while it is active. Lifecycle: queued -> running -> done | failed |
  * cancelled (terminal states never change). It owns the readers of its input .npy files and
- * the writers of its output .npy files, the queue of shards still to do, and the shards in
- * flight. Each shard's result is accepted exactly once: a shard is `pending` (queued or in
- * flight), then `writing` while its rows go to disk, then done in the database.
+ * the writers of its output .npy files, the rows not yet cut into shards (from `nextRow`),
+ * the cut shards waiting to be (re)sent (`pending`), and the dispatches in flight, by shard
+ * (more than one when a straggler is duplicated). Each shard's result is accepted exactly
+ * once: a shard is pending or in flight, then `writing` while its rows go to disk, then done
+ * in the database. Everything needed to resume lives in the database and the .npy files.
  */
 import path from "node:path";
 import { mkdir, rm } from "node:fs/promises";
@@ -14,6 +16,7 @@ import { safeFileName } from "../shared/job-inputs.js";
 import { NpyRowReader, NpyRowWriter } from "../shared/npy-file.js";
 import { rowBytes } from "../shared/tensor.js";
 import type { JobDb, JobOutput, JobRow, JobState, ModelRow } from "./job-db.js";
+import type { Dispatch } from "./worker-session.js";
 
 export interface ShardTask {
   idx: number;
@@ -34,8 +37,13 @@ const ALLOWED: Record<JobState, readonly JobState[]> = {
 
 export class Job {
   state: JobState;
-  readonly queue: ShardTask[] = [];
-  readonly inflight = new Set<number>();
+  /** Cut shards waiting to be sent: retries, hand-backs, and shards restored after a restart. */
+  readonly pending: ShardTask[] = [];
+  /** Dispatches in flight, by shard index. */
+  readonly inflight = new Map<number, Dispatch[]>();
+  /** First row not yet cut into a shard. */
+  nextRow: number;
+  private nextIdx: number;
   private readonly writing = new Set<number>();
   private readers: NpyRowReader[] = [];
   private writers = new Map<string, NpyRowWriter>();
@@ -54,6 +62,8 @@ export class Job {
     this.outputs = row.outputs;
     this.samplesDone = row.samplesDone;
     this.shardsDone = row.shardsDone;
+    this.nextRow = row.nextRow;
+    this.nextIdx = db.lastShardIdx(row.id) + 1;
   }
 
   /** Opens the job's inputs and queues its unfinished shards. */
@@ -70,7 +80,7 @@ export class Job {
       await job.closeFiles();
       throw err;
     }
-    for (const s of db.pendingShards(row.id)) job.queue.push({ ...s, causes: [] });
+    for (const s of db.pendingShards(row.id)) job.pending.push({ ...s, causes: [] });
     return job;
   }
 
@@ -84,6 +94,34 @@ export class Job {
 
   get flopsPerSample(): number {
     return this.model.info.flopsPerSample;
+  }
+
+  /** True while some shard is waiting to be sent or some rows are not cut yet. */
+  get hasWork(): boolean {
+    return this.active && (this.pending.length > 0 || this.nextRow < this.row.rows);
+  }
+
+  /** Rows not yet cut into shards. */
+  get uncut(): number {
+    return this.row.rows - this.nextRow;
+  }
+
+  /** The next shard to send: a pending one first, else `rows` freshly cut rows (recorded durably). */
+  take(rows: number): ShardTask | undefined {
+    const waiting = this.pending.shift();
+    if (waiting) return waiting;
+    if (this.nextRow >= this.row.rows || rows < 1) return undefined;
+    const start = this.nextRow;
+    const end = Math.min(this.row.rows, start + rows);
+    const idx = this.nextIdx++;
+    this.db.cutShard(this.id, idx, start, end);
+    this.nextRow = end;
+    return { idx, start, end, attempts: 0, causes: [] };
+  }
+
+  /** Puts a shard back at the front, to be sent before anything else. */
+  putBack(task: ShardTask): void {
+    if (this.active) this.pending.unshift(task);
   }
 
   transition(to: JobState, error: string | null = null): void {
@@ -157,9 +195,9 @@ export class Job {
     return fresh;
   }
 
-  /** True when every shard has been accepted. */
+  /** True when every row has been accepted. */
   get complete(): boolean {
-    return this.shardsDone === this.row.shardCount;
+    return this.samplesDone === this.row.rows;
   }
 
   /** Output files are created on the first result, when the per-row output shape is known. */

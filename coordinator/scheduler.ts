@@ -1,15 +1,26 @@
 /**
- * Credit-based dispatch. Each ready worker may hold `credit` shards (slots + prefetch);
- * `pump()` fills every worker's free credit from the active jobs in round-robin order, so
- * jobs share the pool and a worker always has its next shard waiting. Shards of a worker
- * that goes away go back to the front of their job's queue; a shard that fails is retried
- * (on another worker where one exists) up to `maxShardAttempts`, then its job fails with
- * every cause seen. Late answers to withdrawn dispatches are dropped and counted.
+ * Dispatch, with failure as the normal case.
+ *
+ * Credit: each ready worker may hold `credit` shards (slots + prefetch); `pump()` fills every
+ * worker's free credit from the active jobs in round-robin order, so jobs share the pool and
+ * a worker always has its next shard waiting. Shards are cut as they are sent, sized to the
+ * worker (planner.ts).
+ *
+ * Failure: a worker that goes away hands its shards back to the front of their jobs' queues.
+ * A shard that errors, or gets no answer by its deadline (derived from the worker's measured
+ * rate), is withdrawn and retried, preferring a worker that has not failed it, up to
+ * `maxShardAttempts`; then its job fails with every cause seen.
+ *
+ * Stragglers: when no job has anything left to send and a worker sits idle, the slowest
+ * shard in flight (against what its worker's rate predicted) is duplicated on the idle
+ * worker. The first result accepted wins; the other copies are cancelled and counted.
+ * Results for withdrawn dispatches arrive late and are dropped and counted.
  */
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import { parseResultFrame, type ShardError } from "../shared/protocol.js";
+import { parseResultFrame, type Draining, type ShardError } from "../shared/protocol.js";
 import type { Job, ShardTask } from "./job.js";
+import { shardRows, updateRate } from "./planner.js";
 import type { Throughput } from "./throughput.js";
 import type { Dispatch, WorkerSession } from "./worker-session.js";
 
@@ -17,27 +28,48 @@ export interface SchedulerCounters {
   dispatched: number;
   completed: number;
   failed: number;
+  timedOut: number;
   requeued: number;
+  duplicated: number;
+  duplicatesCancelled: number;
   lateResults: number;
   bytesOut: number;
   bytesIn: number;
 }
 
+export interface SchedulerOptions {
+  maxShardAttempts: number;
+  targetShardMs: number;
+  /** Deadline for a shard on a worker not yet measured on its model. */
+  probeTimeoutMs: number;
+  /** Slack added to every measured deadline. */
+  minShardTimeoutMs: number;
+}
+
 export interface SchedulerEvents {
   jobFinished(job: Job): void;
+  /** A shard that had been handed back (dead worker, timeout, error) was sent again. */
+  resent?(d: Dispatch, handedBackAt: number): void;
 }
+
+/** Deadline multiple of the predicted time, per shard queued ahead on the worker. */
+const DEADLINE_FACTOR = 4;
 
 export class Scheduler {
   readonly workers = new Set<WorkerSession>();
   private readonly jobs: Job[] = [];
   private rr = 0;
   private seq = 0;
-  readonly counters: SchedulerCounters = { dispatched: 0, completed: 0, failed: 0, requeued: 0, lateResults: 0, bytesOut: 0, bytesIn: 0 };
+  /** When each handed-back shard was handed back, for the resend latency figure. */
+  private readonly handedBack = new WeakMap<ShardTask, number>();
+  readonly counters: SchedulerCounters = {
+    dispatched: 0, completed: 0, failed: 0, timedOut: 0, requeued: 0, duplicated: 0, duplicatesCancelled: 0, lateResults: 0, bytesOut: 0, bytesIn: 0,
+  };
 
   constructor(
     private readonly log: Logger,
     private readonly throughput: Throughput,
-    private readonly maxShardAttempts: number,
+    private readonly opts: SchedulerOptions,
     private readonly events: SchedulerEvents,
   ) {}
 
@@ -50,11 +82,21 @@ export class Scheduler {
     this.pump();
   }
 
-  /** Forgets a worker; everything it held goes back to its job's queue. */
+  /** Forgets a worker; every shard it held that has no other copy goes back to its job. */
   removeWorker(w: WorkerSession): void {
     if (!this.workers.delete(w)) return;
-    for (const d of w.inflight.values()) this.requeue(d, false);
-    w.inflight.clear();
+    for (const d of [...w.inflight.values()]) this.withdraw(d, null);
+    this.pump();
+  }
+
+  /** A worker is leaving: it gets nothing new, and the shards it will not run go back now. */
+  onDraining(w: WorkerSession, msg: Draining): void {
+    if (w.state === "ready") w.state = "draining";
+    for (const id of msg.released) {
+      const d = w.inflight.get(id);
+      if (d) this.withdraw(d, null);
+    }
+    this.log.info({ worker: w.name, released: msg.released.length, running: w.inflight.size }, "worker draining");
     this.pump();
   }
 
@@ -63,83 +105,181 @@ export class Scheduler {
     this.pump();
   }
 
-  /** Withdraws every dispatch of a job and drops it from scheduling. */
-  withdrawJob(job: Job, reason: string): void {
-    const i = this.jobs.indexOf(job);
-    if (i >= 0) this.jobs.splice(i, 1);
-    job.queue.length = 0;
-    for (const w of this.workers) {
-      for (const d of [...w.inflight.values()]) {
-        if (d.job !== job) continue;
-        w.inflight.delete(d.shardId);
-        job.inflight.delete(d.task.idx);
-        w.send(JSON.stringify({ type: "cancel", shardId: d.shardId, reason }));
+  /**
+   * Takes a dispatch off its worker. Unless another copy of the shard is still running, the
+   * shard goes back to the front of its job's queue; `cause` (if any) counts as an attempt.
+   */
+  private withdraw(d: Dispatch, cause: { code: string; message: string } | null, notify = false): void {
+    d.worker.inflight.delete(d.shardId);
+    if (notify) d.worker.send(JSON.stringify({ type: "cancel", shardId: d.shardId, reason: cause?.message ?? "withdrawn" }));
+    const { job, task } = d;
+    const copies = (job.inflight.get(task.idx) ?? []).filter((c) => c !== d);
+    if (copies.length > 0) job.inflight.set(task.idx, copies);
+    else job.inflight.delete(task.idx);
+    if (!job.active) return;
+    if (cause) {
+      task.attempts += 1;
+      task.causes.push(`${d.worker.name}: ${cause.code} ${cause.message}`);
+      if (task.attempts >= this.opts.maxShardAttempts) {
+        this.failJob(job, `shard ${task.idx} (rows ${task.start}-${task.end}) failed ${task.attempts} times: ${task.causes.join("; ")}`);
+        return;
       }
     }
+    if (copies.length === 0) {
+      job.putBack(task);
+      this.handedBack.set(task, Date.now());
+      this.counters.requeued += 1;
+    }
+  }
+
+  /** Withdraws every dispatch of a job and drops it from scheduling. */
+  private withdrawJob(job: Job, reason: string): void {
+    const i = this.jobs.indexOf(job);
+    if (i >= 0) this.jobs.splice(i, 1);
+    job.pending.length = 0;
+    for (const copies of job.inflight.values()) {
+      for (const d of copies) {
+        d.worker.inflight.delete(d.shardId);
+        d.worker.send(JSON.stringify({ type: "cancel", shardId: d.shardId, reason }));
+      }
+    }
+    job.inflight.clear();
     this.pump();
   }
 
-  /** Fills free credit on every ready worker. */
+  /** Fills free credit on every ready worker; idle workers left over take straggler copies. */
   pump(): void {
     if (this.jobs.length === 0) return;
+    const ready = [...this.workers].filter((w) => w.state === "ready").length;
     for (const w of this.workers) {
       while (w.freeCredit > 0) {
-        const next = this.nextTask(w);
+        const next = this.nextTask(w, ready);
         if (!next) break;
-        this.dispatch(w, next.job, next.task);
+        this.dispatch(w, next.job, next.task, false);
       }
+    }
+    if (this.jobs.some((j) => j.hasWork)) return;
+    for (const w of this.workers) {
+      if (!w.idle) continue;
+      const straggler = this.slowestElsewhere(w);
+      if (!straggler) break;
+      this.counters.duplicated += 1;
+      this.log.debug({ jobId: straggler.job.id, shard: straggler.task.idx, worker: w.name, slowWorker: straggler.worker.name }, "straggler duplicated");
+      this.dispatch(w, straggler.job, straggler.task, true);
     }
   }
 
-  private nextTask(w: WorkerSession): { job: Job; task: ShardTask } | undefined {
+  private nextTask(w: WorkerSession, readyWorkers: number): { job: Job; task: ShardTask } | undefined {
     for (let k = 0; k < this.jobs.length; k++) {
       const job = this.jobs[(this.rr + k) % this.jobs.length]!;
-      if (!job.active || job.queue.length === 0) continue;
-      // A retried shard prefers a worker that has not failed it yet.
-      let pick = 0;
-      const first = job.queue[0]!;
-      if (first.causes.length > 0 && first.causes.some((c) => c.startsWith(`${w.name}:`)) && this.workers.size > 1) {
-        const alt = job.queue.findIndex((t) => !t.causes.some((c) => c.startsWith(`${w.name}:`)));
-        if (alt < 0) continue;
-        pick = alt;
+      if (!job.hasWork) continue;
+      // A retried shard goes to a worker that has not failed it yet, where there is one.
+      const first = job.pending[0];
+      if (first && first.causes.some((c) => c.startsWith(`${w.name}:`)) && readyWorkers > 1) {
+        const alt = job.pending.findIndex((t) => !t.causes.some((c) => c.startsWith(`${w.name}:`)));
+        if (alt > 0) job.pending.unshift(...job.pending.splice(alt, 1));
+        else if (job.uncut === 0) continue;
+        else {
+          // Leave the failed shard for another worker; cut fresh rows for this one.
+          const held = job.pending.splice(0);
+          const task = this.cut(w, job, readyWorkers);
+          job.pending.unshift(...held);
+          if (!task) continue;
+          this.rr = (this.rr + k + 1) % this.jobs.length;
+          return { job, task };
+        }
       }
+      const task = job.pending.length > 0 ? job.take(0) : this.cut(w, job, readyWorkers);
+      if (!task) continue;
       this.rr = (this.rr + k + 1) % this.jobs.length;
-      const [task] = job.queue.splice(pick, 1);
-      return { job, task: task! };
+      return { job, task };
     }
     return undefined;
   }
 
-  private dispatch(w: WorkerSession, job: Job, task: ShardTask): void {
+  private cut(w: WorkerSession, job: Job, readyWorkers: number): ShardTask | undefined {
+    const rows = shardRows({
+      fixed: job.row.fixedShardSize,
+      rate: w.rates.get(job.model.sha256),
+      targetShardMs: this.opts.targetShardMs,
+      flopsPerSample: job.flopsPerSample,
+      inputBytesPerRow: job.inputBytesPerRow(),
+      remaining: job.uncut,
+      workers: readyWorkers,
+    });
+    return job.take(rows);
+  }
+
+  /** The in-flight shard most behind its prediction that has one copy, not on `w`. */
+  private slowestElsewhere(w: WorkerSession): Dispatch | undefined {
+    const now = Date.now();
+    let best: Dispatch | undefined;
+    let bestScore = 0;
+    for (const job of this.jobs) {
+      for (const copies of job.inflight.values()) {
+        if (copies.length !== 1) continue;
+        const d = copies[0]!;
+        if (d.worker === w) continue;
+        const score = (now - d.sentAt) / Math.max(1, d.expectedMs);
+        if (!best || score > bestScore) {
+          best = d;
+          bestScore = score;
+        }
+      }
+    }
+    return best;
+  }
+
+  private dispatch(w: WorkerSession, job: Job, task: ShardTask, duplicate: boolean): void {
     const shardId = `${job.id}.${task.idx}.${++this.seq}`;
-    const d: Dispatch = { shardId, job, task, worker: w, sentAt: Date.now() };
+    const rows = task.end - task.start;
+    const rate = w.rates.get(job.model.sha256);
+    const expectedMs = rate ? (rows * 1000) / rate : 0;
+    const now = Date.now();
+    // A shard may wait behind the others this worker holds, so the allowance scales with credit.
+    const deadline = rate
+      ? now + this.opts.minShardTimeoutMs + DEADLINE_FACTOR * expectedMs * w.credit
+      : now + this.opts.probeTimeoutMs;
+    const d: Dispatch = { shardId, job, task, worker: w, sentAt: now, deadline, expectedMs, duplicate };
     w.inflight.set(shardId, d);
-    job.inflight.add(task.idx);
+    job.inflight.set(task.idx, [...(job.inflight.get(task.idx) ?? []), d]);
+    w.shardsSent += 1;
+    w.rowsSent += rows;
+    w.lastShardRows = rows;
     if (job.state === "queued") job.transition("running");
+    const handedBackAt = this.handedBack.get(task);
+    if (handedBackAt !== undefined) this.handedBack.delete(task);
     job
       .buildShardFrame(task, shardId)
       .then((frame) => {
         if (w.inflight.get(shardId) !== d) return; // withdrawn while reading
-        if (!w.send(frame)) return; // the socket went; removeWorker requeues it
+        if (!w.send(frame)) return; // the socket went; removeWorker hands it back
         d.sentAt = Date.now();
         this.counters.dispatched += 1;
         this.counters.bytesOut += frame.byteLength;
-        this.log.debug({ jobId: job.id, shardId, worker: w.name, start: task.start, end: task.end }, "shard sent");
+        if (handedBackAt !== undefined) this.events.resent?.(d, handedBackAt);
+        this.log.debug({ jobId: job.id, shardId, worker: w.name, start: task.start, end: task.end, duplicate }, "shard sent");
       })
       .catch((err: unknown) => {
         if (w.inflight.get(shardId) !== d) return;
-        w.inflight.delete(shardId);
-        job.inflight.delete(task.idx);
         this.failJob(job, `could not read input rows ${task.start}-${task.end}: ${toEdgepoolError(err, "E_IO").message}`);
       });
   }
 
-  private requeue(d: Dispatch, countAttempt: boolean): void {
-    d.job.inflight.delete(d.task.idx);
-    if (!d.job.active) return;
-    if (countAttempt) d.task.attempts += 1;
-    d.job.queue.unshift(d.task);
-    this.counters.requeued += 1;
+  /** Gives up on dispatches past their deadline; called periodically. */
+  checkDeadlines(now = Date.now()): void {
+    let expired = 0;
+    for (const w of this.workers) {
+      for (const d of [...w.inflight.values()]) {
+        if (d.deadline > now) continue;
+        expired += 1;
+        this.counters.timedOut += 1;
+        const ms = now - d.sentAt;
+        this.log.warn({ jobId: d.job.id, shardId: d.shardId, worker: w.name, ms }, "shard timed out");
+        this.withdraw(d, { code: "E_TIMEOUT", message: `no result within ${ms} ms` }, true);
+      }
+    }
+    if (expired > 0) this.pump();
   }
 
   /** Handles a binary `result` frame from a worker. */
@@ -155,13 +295,23 @@ export class Scheduler {
     w.inflight.delete(header.shardId);
     const { job, task } = d;
     const rows = task.end - task.start;
+    const busyMs = header.computeMs + header.throttleMs;
+    if (busyMs > 0) w.rates.set(job.model.sha256, updateRate(w.rates.get(job.model.sha256), (rows * 1000) / busyMs));
     job
       .accept(task, tensors)
       .then((fresh) => {
-        job.inflight.delete(task.idx);
+        const copies = job.inflight.get(task.idx) ?? [];
         if (!fresh) {
           this.counters.lateResults += 1;
+          job.inflight.set(task.idx, copies.filter((c) => c !== d));
           return;
+        }
+        job.inflight.delete(task.idx);
+        for (const other of copies) {
+          if (other === d) continue;
+          other.worker.inflight.delete(other.shardId);
+          other.worker.send(JSON.stringify({ type: "cancel", shardId: other.shardId, reason: "another copy finished first" }));
+          this.counters.duplicatesCancelled += 1;
         }
         w.shardsDone += 1;
         w.samplesDone += rows;
@@ -176,7 +326,8 @@ export class Scheduler {
         if (e.code === "E_IO" || e.code === "E_INTERNAL") {
           this.failJob(job, `could not write rows ${task.start}-${task.end}: ${e.message}`);
         } else {
-          this.shardFailed(d, w, e.code, e.message);
+          this.counters.failed += 1;
+          this.withdraw(d, e);
         }
       })
       .finally(() => this.pump());
@@ -190,29 +341,11 @@ export class Scheduler {
       this.counters.lateResults += 1;
       return;
     }
-    w.inflight.delete(msg.shardId);
     w.shardErrors += 1;
-    this.shardFailed(d, w, msg.code, msg.message);
-    this.pump();
-  }
-
-  private shardFailed(d: Dispatch, w: WorkerSession, code: string, message: string): void {
-    const { job, task } = d;
     this.counters.failed += 1;
-    task.causes.push(`${w.name}: ${code} ${message}`);
-    this.log.warn({ jobId: job.id, shardId: d.shardId, worker: w.name, code, err: message, attempt: task.attempts + 1 }, "shard failed");
-    job.inflight.delete(task.idx);
-    if (!job.active) return;
-    task.attempts += 1;
-    if (task.attempts >= this.maxShardAttempts) {
-      this.failJob(
-        job,
-        `shard ${task.idx} (rows ${task.start}-${task.end}) failed ${task.attempts} times: ${task.causes.join("; ")}`,
-      );
-      return;
-    }
-    job.queue.unshift(task);
-    this.counters.requeued += 1;
+    this.log.warn({ jobId: d.job.id, shardId: d.shardId, worker: w.name, code: msg.code, err: msg.message, attempt: d.task.attempts + 1 }, "shard failed");
+    this.withdraw(d, msg);
+    this.pump();
   }
 
   private finishJob(job: Job): void {
@@ -222,7 +355,7 @@ export class Scheduler {
       .closeFiles()
       .then(() => {
         job.transition("done");
-        this.log.info({ jobId: job.id, rows: job.row.rows, shards: job.row.shardCount }, "job done");
+        this.log.info({ jobId: job.id, rows: job.row.rows, shards: job.shardsDone }, "job done");
       })
       .catch((err: unknown) => {
         job.transition("failed", `could not finish writing outputs: ${toEdgepoolError(err).message}`);
@@ -236,23 +369,23 @@ export class Scheduler {
     this.withdrawJob(job, "job failed");
     job.transition("failed", reason);
     this.log.error({ jobId: job.id, err: reason }, "job failed");
-    void job
-      .closeFiles()
-      .then(() => job.discardOutputs())
-      .catch((err: unknown) => this.log.warn({ jobId: job.id, err: toEdgepoolError(err).message }, "cleanup after failure"))
-      .finally(() => this.events.jobFinished(job));
+    this.cleanUp(job, "failure");
   }
 
-  /** Cancels a job at a client's request. */
+  /** Cancels a job at a client's request; its workers are free at once. */
   cancelJob(job: Job): void {
     if (!job.active) throw new EdgepoolError("E_STATE", `job ${job.id} is already ${job.state}`);
     this.withdrawJob(job, "job cancelled");
     job.transition("cancelled", "cancelled by request");
     this.log.info({ jobId: job.id }, "job cancelled");
+    this.cleanUp(job, "cancel");
+  }
+
+  private cleanUp(job: Job, why: string): void {
     void job
       .closeFiles()
       .then(() => job.discardOutputs())
-      .catch((err: unknown) => this.log.warn({ jobId: job.id, err: toEdgepoolError(err).message }, "cleanup after cancel"))
+      .catch((err: unknown) => this.log.warn({ jobId: job.id, err: toEdgepoolError(err).message }, `cleanup after ${why}`))
       .finally(() => this.events.jobFinished(job));
   }
 

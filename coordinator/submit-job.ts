@@ -19,7 +19,10 @@ export interface SubmitRequest {
   shardSize?: number;
   onJob?: (job: JobView) => void;
   onProgress?: (job: JobView) => void;
+  onReconnecting?: (e: EdgepoolError) => void;
   pollMs?: number;
+  /** How long to wait for a coordinator that went away mid-job (ms). */
+  reconnectMs?: number;
 }
 
 export interface SubmitResult {
@@ -42,7 +45,12 @@ export async function submitJob(client: CoordinatorClient, req: SubmitRequest): 
   for (const [name, file] of Object.entries(req.inputs)) uploads[name] = (await client.uploadNpy(file)).id;
   const created = await client.createJob({ model: model.sha256, inputs: uploads, ...(req.shardSize ? { shardSize: req.shardSize } : {}) });
   req.onJob?.(created);
-  const job = await client.waitForJob(created.id, { intervalMs: req.pollMs ?? 100, ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
+  const job = await client.waitForJob(created.id, {
+    intervalMs: req.pollMs ?? 100,
+    reconnectMs: req.reconnectMs ?? 300_000,
+    ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    ...(req.onReconnecting ? { onReconnecting: req.onReconnecting } : {}),
+  });
   if (job.state !== "done") {
     throw new EdgepoolError(job.state === "cancelled" ? "E_CANCELLED" : "E_INFERENCE", `job ${job.id} ${job.state}: ${job.error ?? "no reason given"}`);
   }
@@ -54,7 +62,7 @@ export async function submitJob(client: CoordinatorClient, req: SubmitRequest): 
     for (let k = 2; used.has(base); k++) base = `${safeFileName(o.name)}_${k}`;
     used.add(base);
     const file = path.join(req.outDir, `${base}.npy`);
-    await client.downloadOutput(job.id, o.name, file);
+    await client.retrying(() => client.downloadOutput(job.id, o.name, file), req.reconnectMs ?? 300_000, req.onReconnecting);
     files[o.name] = file;
   }
   return { job, files };

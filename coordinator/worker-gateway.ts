@@ -52,7 +52,7 @@ export class WorkerGateway {
     socket.on("error", (err) => this.log.warn({ worker: session.name, err: err.message }, "worker socket error"));
     socket.on("close", (code) => {
       clearTimeout(helloTimer);
-      const wasReady = session.state === "ready";
+      const wasReady = session.state === "ready" || session.state === "draining";
       session.state = "closed";
       if (wasReady) {
         this.log.info({ worker: session.name, workerId: session.hello?.workerId, code, requeued: session.inflight.size }, "worker left");
@@ -82,12 +82,13 @@ export class WorkerGateway {
       this.scheduler.addWorker(session);
       return;
     }
-    if (session.state !== "ready") throw new EdgepoolError("E_PROTOCOL", "say hello before anything else");
-    this.scheduler.onShardError(session, msg);
+    if (session.state === "handshake" || session.state === "closed") throw new EdgepoolError("E_PROTOCOL", "say hello before anything else");
+    if (msg.type === "draining") this.scheduler.onDraining(session, msg);
+    else this.scheduler.onShardError(session, msg);
   }
 
   private onBinary(session: WorkerSession, bytes: Uint8Array): void {
-    if (session.state !== "ready") throw new EdgepoolError("E_PROTOCOL", "say hello before sending results");
+    if (session.state !== "ready" && session.state !== "draining") throw new EdgepoolError("E_PROTOCOL", "say hello before sending results");
     this.scheduler.onResult(session, bytes);
   }
 

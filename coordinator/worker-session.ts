@@ -1,8 +1,9 @@
 /**
  * One connected worker as the coordinator sees it: its hello, its credit (slots plus
  * prefetch: shards it may hold at once, so the next one is already there when one finishes),
- * the dispatches in flight on it, and its counters. State: `handshake` until a valid hello,
- * then `ready`, then `closed` when the socket goes; a closed session takes no work.
+ * the dispatches in flight on it, its measured rate per model, and its counters. State:
+ * `handshake` until a valid hello, then `ready`; `draining` once it says it is leaving (it
+ * finishes what it runs but gets nothing new); `closed` when the socket goes.
  */
 import type { WebSocket } from "ws";
 import type { Hello } from "../shared/protocol.js";
@@ -14,9 +15,15 @@ export interface Dispatch {
   task: ShardTask;
   worker: WorkerSession;
   sentAt: number;
+  /** When this dispatch is given up on if no answer came (ms since epoch). */
+  deadline: number;
+  /** What the rate on record predicted, in ms (0 when the worker was not yet measured). */
+  expectedMs: number;
+  /** A speculative copy of a shard already running elsewhere. */
+  duplicate: boolean;
 }
 
-export type WorkerSessionState = "handshake" | "ready" | "closed";
+export type WorkerSessionState = "handshake" | "ready" | "draining" | "closed";
 
 export class WorkerSession {
   state: WorkerSessionState = "handshake";
@@ -29,6 +36,11 @@ export class WorkerSession {
   computeMs = 0;
   shardErrors = 0;
   malformed = 0;
+  rowsSent = 0;
+  shardsSent = 0;
+  lastShardRows = 0;
+  /** Effective samples/s by model sha256 (compute plus CPU-cap idling), smoothed. */
+  readonly rates = new Map<string, number>();
 
   constructor(
     readonly connId: string,
@@ -53,6 +65,11 @@ export class WorkerSession {
   /** Samples per second of compute time, as measured on this worker so far. */
   get samplesPerSec(): number {
     return this.computeMs > 0 ? (this.samplesDone * 1000) / this.computeMs : 0;
+  }
+
+  /** True when nothing is in flight on this worker. */
+  get idle(): boolean {
+    return this.state === "ready" && this.inflight.size === 0;
   }
 
   send(data: string | Uint8Array): boolean {
@@ -81,6 +98,9 @@ export class WorkerSession {
       shardsDone: this.shardsDone,
       samplesDone: this.samplesDone,
       shardErrors: this.shardErrors,
+      lastShardRows: this.lastShardRows,
+      meanShardRows: this.shardsSent > 0 ? this.rowsSent / this.shardsSent : 0,
+      maxCpu: h?.maxCpu ?? 100,
       computeMs: Math.round(this.computeMs),
       samplesPerSec: this.samplesPerSec,
       connectedAt: this.connectedAt,

@@ -37,6 +37,8 @@ export const HelloSchema = z.object({
   runtime: z.object({ name: z.string().max(64), version: z.string().max(64) }),
   threads: z.number().int().positive().max(1024),
   slots: z.number().int().positive().max(64),
+  /** CPU cap in percent (duty cycle per slot); 100 when uncapped. */
+  maxCpu: z.number().min(1).max(100).default(100),
   virtual: z.boolean().default(false),
 });
 

@@ -1,28 +1,40 @@
 import { describe, expect, it } from "vitest";
-import { MAX_SHARD_BYTES, defaultShardSize, planShards } from "../coordinator/planner.js";
+import { MAX_SHARD_BYTES, PROBE_FLOPS_PER_SEC, shardRows, updateRate } from "../coordinator/planner.js";
 import { Throughput } from "../coordinator/throughput.js";
 import { EdgepoolError } from "../shared/errors.js";
 import { safeFileName, validateJobInputs } from "../shared/job-inputs.js";
 
-describe("shard planner", () => {
-  it("covers [0, N) contiguously, in order, with the last shard short", () => {
-    expect(planShards(10, 4)).toEqual([[0, 4], [4, 8], [8, 10]]);
-    expect(planShards(1, 50)).toEqual([[0, 1]]);
-    const big = planShards(100_003, 1000);
-    expect(big).toHaveLength(101);
-    expect(big.every(([s, e], i) => e > s && (i === 0 ? s === 0 : s === big[i - 1]![1]))).toBe(true);
-    expect(big[big.length - 1]![1]).toBe(100_003);
+describe("shard sizes", () => {
+  const base = { fixed: null, rate: undefined, targetShardMs: 500, flopsPerSample: 1e6, inputBytesPerRow: 1024, remaining: 100_000, workers: 2 };
+
+  it("follows the worker's measured rate toward the target duration", () => {
+    expect(shardRows({ ...base, rate: 2000 })).toBe(1000);
+    expect(shardRows({ ...base, rate: 200 })).toBe(100);
+    expect(shardRows({ ...base, rate: 0.5 })).toBe(1);
   });
 
-  it("sizes default shards to about N/64 rows, capped by bytes", () => {
-    expect(defaultShardSize(6400, 1024)).toBe(100);
-    expect(defaultShardSize(10, 1024)).toBe(1);
-    expect(defaultShardSize(1_000_000, 1024 * 1024)).toBe(Math.floor(MAX_SHARD_BYTES / (1024 * 1024)));
+  it("probes an unmeasured worker as if it ran 1 GFLOP/s", () => {
+    expect(PROBE_FLOPS_PER_SEC).toBe(1e9);
+    expect(shardRows(base)).toBe(500);
+    expect(shardRows({ ...base, flopsPerSample: 8.2e9 })).toBe(1);
   });
 
-  it("refuses empty jobs and bad sizes", () => {
-    expect(() => planShards(0, 4)).toThrow(EdgepoolError);
-    expect(() => planShards(10, 0)).toThrow(EdgepoolError);
+  it("caps shard bytes and spreads the tail over the pool", () => {
+    expect(shardRows({ ...base, rate: 1e9 })).toBe(Math.floor(MAX_SHARD_BYTES / 1024));
+    expect(shardRows({ ...base, rate: 1e6, remaining: 101, workers: 4 })).toBe(26);
+    expect(shardRows({ ...base, rate: 1e6, remaining: 3, workers: 8 })).toBe(1);
+    expect(shardRows({ ...base, remaining: 0 })).toBe(0);
+  });
+
+  it("uses a size fixed by the client as given", () => {
+    expect(shardRows({ ...base, fixed: 50, rate: 1e6 })).toBe(50);
+    expect(shardRows({ ...base, fixed: 50, remaining: 7 })).toBe(7);
+  });
+
+  it("smooths rates", () => {
+    expect(updateRate(undefined, 100)).toBe(100);
+    expect(updateRate(100, 200, 0.5)).toBe(150);
+    expect(updateRate(100, Number.NaN)).toBe(100);
   });
 });
 

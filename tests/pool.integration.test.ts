@@ -44,7 +44,7 @@ describe("a pool of three worker processes", () => {
     await writeNpyFile(path.join(tmp.dir, "x.npy"), x);
     const out = path.join(tmp.dir, "out-mlp");
     const r = await runCli(["submit", "--coordinator", pool.url, "--model", "mlp", "--input", `x=${path.join(tmp.dir, "x.npy")}`, "--out", out, "--shard-size", "50"]);
-    expect(r.stderr).toContain("1200 samples in 24 shards");
+    expect(r.stderr).toContain("1200 samples, 24 shards of 50 rows");
     expect(r.code).toBe(0);
     const got = await readNpyFile(path.join(out, "logits.npy"));
     const want = await localRun(catalogModel("mlp").build(), { x });

@@ -62,7 +62,14 @@ export async function submitCommand(raw: Record<string, unknown>): Promise<numbe
       outDir: opts.out,
       ...(opts.shardSize ? { shardSize: opts.shardSize } : {}),
       onJob: (j) => {
-        if (!opts.quiet) process.stderr.write(`job ${j.id}: ${j.rows} samples in ${j.shards} shards\n`);
+        if (opts.quiet) return;
+        const how = j.shardSize ? `${Math.ceil(j.rows / j.shardSize)} shards of ${j.shardSize} rows` : "shard sizes follow each worker's speed";
+        process.stderr.write(`job ${j.id}: ${j.rows} samples, ${how}\n`);
+      },
+      onReconnecting: (e) => {
+        if (Date.now() - lastLine < 2000) return;
+        lastLine = Date.now();
+        process.stderr.write(`coordinator unreachable (${e.message}); waiting for it to come back\n`);
       },
       onProgress: (j) => {
         if (opts.quiet || Date.now() - lastLine < 2000 || j.state === "done") return;
