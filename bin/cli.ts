@@ -32,7 +32,9 @@ export async function main(argv: string[]): Promise<number> {
       .option("--port <port>", "port to listen on (0 picks a free one)", "7070")
       .option("--host <addr>", "address to listen on (0.0.0.0 for other machines)", "127.0.0.1")
       .option("--data-dir <dir>", "job database, models and tensors (default ~/.edgepool/coordinator)")
-      .option("--stats-interval <ms>", "how often to log pooled throughput while work runs", "5000"),
+      .option("--stats-interval <ms>", "how often to log pooled throughput while work runs", "5000")
+      .option("--heartbeat-timeout <ms>", "declare a silent worker dead after this long", "10000")
+      .option("--shard-ms <ms>", "target duration of one shard; shard sizes follow each worker's speed", "500"),
   ).action((o: Record<string, unknown>) => run(coordinatorCommand(o)));
 
   logOptions(

@@ -8,7 +8,12 @@ export async function coordinatorCommand(opts: Record<string, unknown>): Promise
   let coordinator: Coordinator;
   const signals = onceSignalled();
   try {
-    const config = parseCoordinatorConfig({ ...opts, statsIntervalMs: opts.statsInterval });
+    const config = parseCoordinatorConfig({
+      ...opts,
+      statsIntervalMs: opts.statsInterval,
+      heartbeatTimeoutMs: opts.heartbeatTimeout,
+      targetShardMs: opts.shardMs,
+    });
     const log = createLogger({ name: "coordinator", level: config.logLevel, format: config.logFormat });
     coordinator = await Coordinator.start(config, log);
     const ws = coordinator.url.replace(/^http/, "ws");

@@ -56,6 +56,7 @@ export async function submitCommand(raw: Record<string, unknown>): Promise<numbe
     const model = await loadModelArg(opts.model);
     const client = new CoordinatorClient(opts.coordinator);
     let lastLine = 0;
+    let outage = false;
     const { job, files } = await submitJob(client, {
       model,
       inputs,
@@ -67,11 +68,13 @@ export async function submitCommand(raw: Record<string, unknown>): Promise<numbe
         process.stderr.write(`job ${j.id}: ${j.rows} samples, ${how}\n`);
       },
       onReconnecting: (e) => {
-        if (Date.now() - lastLine < 2000) return;
-        lastLine = Date.now();
+        if (outage) return;
+        outage = true;
         process.stderr.write(`coordinator unreachable (${e.message}); waiting for it to come back\n`);
       },
       onProgress: (j) => {
+        if (outage && !opts.quiet) process.stderr.write(`coordinator is back; job ${j.id} is ${j.state}\n`);
+        outage = false;
         if (opts.quiet || Date.now() - lastLine < 2000 || j.state === "done") return;
         lastLine = Date.now();
         process.stderr.write(`job ${j.id}: ${j.samplesDone}/${j.rows} samples (${(j.progress * 100).toFixed(1)}%), ${fmtRate(j.samplesPerSec)} samples/s\n`);

@@ -88,6 +88,13 @@ export async function tempDir(prefix: string): Promise<{ dir: string; remove: ()
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/** Starts one worker process and waits until the coordinator logs that it joined. */
+export async function startWorker(coordinator: Proc, url: string, name: string, stateDir: string, extra: string[] = []): Promise<Proc> {
+  const w = startProc(["worker", "--coordinator", url.replace("http", "ws"), "--name", name, "--state-dir", stateDir, "--log-level", "warn", ...extra]);
+  await coordinator.waitFor(new RegExp(`"worker":"${name}"[^\\n]*worker joined`));
+  return w;
+}
+
 /** A coordinator process on port 0 plus `n` worker processes, with the URL it printed. */
 export async function startPool(n: number, dataDir: string, coordinatorArgs: string[] = []): Promise<{ url: string; coordinator: Proc; workers: Proc[]; stop: () => Promise<void> }> {
   const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(dataDir, "coordinator"), ...coordinatorArgs]);

@@ -1,0 +1,150 @@
+/**
+ * Devices come and go: workers killed and stopped mid-job, a coordinator killed and
+ * restarted. Every job must still finish with every row correct, in order, exactly once.
+ * Real processes on loopback; each test bounds itself in time.
+ */
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { CoordinatorClient } from "../coordinator/client.js";
+import { catalogModel } from "../shared/catalog.js";
+import { readNpyFile, writeNpyFile } from "../shared/npy-file.js";
+import { seededNormal } from "../shared/onnx/builder.js";
+import { maxAbsDiff } from "../shared/tensor-ops.js";
+import type { Tensor } from "../shared/tensor.js";
+import { type Proc, startProc, startWorker, tempDir } from "./helpers/procs.js";
+import { referenceRun } from "./helpers/reference.js";
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function setup(prefix: string, rows: number): Promise<{ dir: string; input: string; x: Tensor }> {
+  const tmp = await tempDir(prefix);
+  cleanups.push(tmp.remove);
+  const x: Tensor = { dtype: "float32", dims: [rows, 3, 32, 32], data: seededNormal(rows, rows * 3 * 32 * 32, 1) };
+  const input = path.join(tmp.dir, "x.npy");
+  await writeNpyFile(input, x);
+  return { dir: tmp.dir, input, x };
+}
+
+async function coordinator(dir: string, args: string[] = []): Promise<{ proc: Proc; url: string }> {
+  const proc = startProc(["coordinator", "--port", "0", "--data-dir", path.join(dir, "coordinator"), "--log-level", "info", ...args]);
+  cleanups.push(() => proc.stop("SIGKILL"));
+  const url = (await proc.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+  return { proc, url };
+}
+
+async function worker(c: { proc: Proc; url: string }, dir: string, name: string, extra: string[] = []): Promise<Proc> {
+  const w = await startWorker(c.proc, c.url, name, path.join(dir, name), extra);
+  cleanups.push(() => w.stop("SIGKILL"));
+  return w;
+}
+
+/** Resolves once the job's progress reaches `fraction` (polling the status API). */
+async function progressAt(client: CoordinatorClient, fraction: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await client.status().catch(() => undefined);
+    const job = s?.jobs[0];
+    if (job && (job.progress >= fraction || job.state !== "running")) return;
+    if (Date.now() > deadline) throw new Error(`job did not reach ${fraction} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function submit(url: string, input: string, out: string, extra: string[] = []): Proc {
+  const p = startProc(["submit", "--coordinator", url, "--model", "cnn", "--input", `image=${input}`, "--out", out, ...extra]);
+  cleanups.push(() => p.stop("SIGKILL"));
+  return p;
+}
+
+function exitOf(p: Proc): Promise<number | null> {
+  return p.child.exitCode !== null ? Promise.resolve(p.child.exitCode) : new Promise((r) => p.child.once("exit", (code) => r(code)));
+}
+
+describe("failure handling", () => {
+  it("chaos: two of four workers SIGKILLed at random moments, one joins; every row exactly once", async () => {
+    const rows = 400 * 40;
+    const { dir, input, x } = await setup("chaos", rows);
+    const c = await coordinator(dir, ["--heartbeat-timeout", "3000"]);
+    const workers = await Promise.all(["w1", "w2", "w3", "w4"].map((n) => worker(c, dir, n, ["--max-cpu", "50"])));
+    const client = new CoordinatorClient(c.url);
+    const sub = submit(c.url, input, path.join(dir, "out"), ["--shard-size", "40"]);
+    const victims = [workers[0]!, workers[2]!];
+    const moments = [0.1 + Math.random() * 0.25, 0.4 + Math.random() * 0.25].sort();
+    for (const [i, v] of victims.entries()) {
+      await progressAt(client, moments[i]!);
+      v.child.kill("SIGKILL");
+      if (i === 0) await worker(c, dir, "w5", ["--max-cpu", "50"]);
+    }
+    expect(await exitOf(sub), sub.stderr()).toBe(0);
+
+    const got = await readNpyFile(path.join(dir, "out", "logits.npy"));
+    const want = await referenceRun(catalogModel("cnn").build(), "image", x, 40);
+    expect(got.dims).toEqual([rows, 10]);
+    expect(maxAbsDiff(got, want)).toBe(0);
+    const s = await client.status();
+    const job = s.jobs[0]!;
+    expect(job.state).toBe("done");
+    expect(job.shardsDone).toBe(400);
+    expect(job.samplesDone).toBe(rows);
+    // Accepted work adds up to the job exactly: nothing missing, nothing written twice.
+    expect(s.throughput.totalSamples).toBe(rows);
+    expect(s.throughput.totalShards).toBe(400);
+    expect(s.workers.map((w) => w.name).sort()).toEqual(["w2", "w4", "w5"]);
+    expect(s.workers.find((w) => w.name === "w5")!.shardsDone).toBeGreaterThan(0);
+  }, 120_000);
+
+  it("a coordinator SIGKILLed mid-job and restarted on its data directory finishes the job; submit exits 0", async () => {
+    const rows = 200 * 64;
+    const { dir, input, x } = await setup("restart", rows);
+    const first = await coordinator(dir);
+    const port = new URL(first.url).port;
+    await worker(first, dir, "r1", ["--max-cpu", "50"]);
+    await worker(first, dir, "r2", ["--max-cpu", "50"]);
+    const client = new CoordinatorClient(first.url);
+    const sub = submit(first.url, input, path.join(dir, "out"), ["--shard-size", "64"]);
+    await progressAt(client, 0.3);
+    first.proc.child.kill("SIGKILL");
+    await exitOf(first.proc);
+    const before = (await client.status().catch((e: unknown) => e)) as Error;
+    expect(before).toBeInstanceOf(Error);
+
+    const second = startProc(["coordinator", "--port", port, "--data-dir", path.join(dir, "coordinator")]);
+    cleanups.push(() => second.stop("SIGKILL"));
+    const resumed = await second.waitFor(/"resumedJobs":(\d+)/);
+    expect(Number(resumed[1])).toBe(1);
+    expect(await exitOf(sub), sub.stderr()).toBe(0);
+    expect(sub.stderr()).toMatch(/coordinator unreachable/);
+
+    const got = await readNpyFile(path.join(dir, "out", "logits.npy"));
+    const want = await referenceRun(catalogModel("cnn").build(), "image", x, 64);
+    expect(maxAbsDiff(got, want)).toBe(0);
+    const job = (await client.status()).jobs[0]!;
+    expect(job.state).toBe("done");
+    expect(job.samplesDone).toBe(rows);
+    expect(job.shardsDone).toBe(200);
+  }, 120_000);
+
+  it("a worker stopped with SIGSTOP (socket left open) is declared dead and its shards are redone", async () => {
+    const rows = 150 * 64;
+    const { dir, input, x } = await setup("sigstop", rows);
+    const c = await coordinator(dir, ["--heartbeat-timeout", "1500"]);
+    const frozen = await worker(c, dir, "s1", ["--max-cpu", "50"]);
+    await worker(c, dir, "s2", ["--max-cpu", "50"]);
+    cleanups.push(async () => frozen.child.kill("SIGCONT"));
+    const client = new CoordinatorClient(c.url);
+    const sub = submit(c.url, input, path.join(dir, "out"), ["--shard-size", "64"]);
+    await progressAt(client, 0.2);
+    frozen.child.kill("SIGSTOP");
+    const dead = await c.proc.waitFor(/\{[^\n]*"worker":"s1"[^\n]*"worker unresponsive; disconnecting"[^\n]*\}/, 30_000);
+    expect((JSON.parse(dead[0]) as { silentMs: number }).silentMs).toBeGreaterThanOrEqual(1500);
+    expect(await exitOf(sub), sub.stderr()).toBe(0);
+    const got = await readNpyFile(path.join(dir, "out", "logits.npy"));
+    expect(maxAbsDiff(got, await referenceRun(catalogModel("cnn").build(), "image", x, 64))).toBe(0);
+    const s = await client.status();
+    expect(s.workers.map((w) => w.name)).toEqual(["s2"]);
+    expect(s.jobs[0]!.samplesDone).toBe(rows);
+  }, 120_000);
+});
