@@ -4,7 +4,11 @@
  * - efficiency: pooled samples/s of a coordinator with 2 workers x 1 thread, against one
  *   local ONNX Runtime session with 2 intra-op threads on the same model and inputs;
  * - memory: the coordinator's peak RSS (VmHWM, a separate process) during a job whose
- *   inputs total >= 1 GB, against its RSS when idle with workers connected.
+ *   inputs total >= 1 GB, against its RSS when idle with workers connected;
+ * - heterogeneity: a pool of one unthrottled worker and one at --max-cpu 25, against the sum
+ *   of the two workers' throughputs measured alone;
+ * - failover: from a worker's SIGKILL (or SIGSTOP) to its shards being sent elsewhere,
+ *   against the mean shard duration on that pool.
  *
  * `--json` prints one JSON object instead of lines. `--memory-gb <x>` sizes the memory job.
  */
@@ -18,7 +22,7 @@ import { catalogModel } from "../shared/catalog.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { NpyRowWriter } from "../shared/npy-file.js";
-import { runCli, startPool, tempDir } from "../tests/helpers/procs.js";
+import { runCli, startPool, startProc, startWorker, tempDir, type Proc } from "../tests/helpers/procs.js";
 
 interface Figure {
   name: string;
@@ -103,6 +107,97 @@ async function memory(gb: number): Promise<Figure> {
   }
 }
 
+/** Samples/s of one adaptive cnn job on whatever pool is connected (wall clock of the job). */
+async function jobRate(url: string, file: string, out: string): Promise<number> {
+  const { job } = await submitJob(new CoordinatorClient(url), { model: catalogModel("cnn").build(), inputs: { image: file }, outDir: out });
+  return job.rows / ((job.finishedAt! - job.startedAt!) / 1000);
+}
+
+async function heterogeneous(samples: number): Promise<Figure> {
+  const tmp = await tempDir("bench-het");
+  const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "c"), "--log-level", "info"]);
+  const procs: Proc[] = [coordinator];
+  try {
+    const url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+    const file = path.join(tmp.dir, "x.npy");
+    await writeNpyFile(file, { dtype: "float32", dims: [samples, 3, 32, 32], data: seededNormal(3, samples * 3 * 32 * 32, 1) });
+    const fast = await startWorker(coordinator, url, "fast", path.join(tmp.dir, "fast"));
+    procs.push(fast);
+    await jobRate(url, file, path.join(tmp.dir, "o")); // warm-up
+    const fastAlone = await jobRate(url, file, path.join(tmp.dir, "o"));
+    await fast.stop();
+    const slow = await startWorker(coordinator, url, "slow", path.join(tmp.dir, "slow"), ["--max-cpu", "25"]);
+    procs.push(slow);
+    const slowAlone = await jobRate(url, file, path.join(tmp.dir, "o"));
+    const fast2 = await startWorker(coordinator, url, "fast2", path.join(tmp.dir, "fast"));
+    procs.push(fast2);
+    const pooled = await jobRate(url, file, path.join(tmp.dir, "o"));
+    return {
+      name: `heterogeneous pool: cnn, 1 worker + 1 at --max-cpu 25 (alone: ${fastAlone.toFixed(0)} and ${slowAlone.toFixed(0)} samples/s)`,
+      value: pooled,
+      unit: "samples/s",
+      baseline: fastAlone + slowAlone,
+      baselineName: "sum of the two alone",
+      ratio: pooled / (fastAlone + slowAlone),
+    };
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+    await tmp.remove();
+  }
+}
+
+async function failover(signal: "SIGKILL" | "SIGSTOP", heartbeatMs: number): Promise<Figure> {
+  const tmp = await tempDir("bench-failover");
+  const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "c"), "--heartbeat-timeout", String(heartbeatMs)]);
+  const procs: Proc[] = [coordinator];
+  try {
+    const url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+    const rows = 300 * 64;
+    const file = path.join(tmp.dir, "x.npy");
+    await writeNpyFile(file, { dtype: "float32", dims: [rows, 3, 32, 32], data: seededNormal(4, rows * 3 * 32 * 32, 1) });
+    const victim = await startWorker(coordinator, url, "victim", path.join(tmp.dir, "v"), ["--max-cpu", "50"]);
+    procs.push(victim, await startWorker(coordinator, url, "survivor", path.join(tmp.dir, "s"), ["--max-cpu", "50"]));
+    const client = new CoordinatorClient(url);
+    const sub = startProc(["submit", "--coordinator", url, "--model", "cnn", "--input", `image=${file}`, "--out", path.join(tmp.dir, "o"), "--shard-size", "64", "--quiet"]);
+    procs.push(sub);
+    for (;;) {
+      const j = (await client.status()).jobs[0];
+      if (j && j.progress >= 0.3) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const before = (await client.status()).failover.resends;
+    const killedAt = Date.now();
+    victim.child.kill(signal);
+    let resentAt = 0;
+    for (;;) {
+      const s = await client.status();
+      if (s.failover.resends > before && s.failover.lastResentAt) {
+        resentAt = s.failover.lastResentAt;
+        break;
+      }
+      if (Date.now() - killedAt > 60_000) throw new Error("shards of the dead worker were never sent again");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    if (signal === "SIGSTOP") victim.child.kill("SIGCONT");
+    const done = await new Promise<number | null>((r) => (sub.child.exitCode !== null ? r(sub.child.exitCode) : sub.child.once("exit", r)));
+    if (done !== 0) throw new Error(`failover job failed: ${sub.stderr()}`);
+    const s = await client.status();
+    const w = s.workers.find((x) => x.name === "survivor")!;
+    const shardMs = w.computeMs / Math.max(1, w.shardsDone);
+    return {
+      name: `failover after ${signal} (heartbeat timeout ${heartbeatMs} ms): death to shards sent elsewhere`,
+      value: resentAt - killedAt,
+      unit: "ms",
+      baseline: shardMs,
+      baselineName: "mean shard compute time",
+      ratio: (resentAt - killedAt) / shardMs,
+    };
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+    await tmp.remove();
+  }
+}
+
 async function main(): Promise<void> {
   const opts = new Command("bench")
     .option("--json", "print one JSON object")
@@ -119,6 +214,9 @@ async function main(): Promise<void> {
   };
   say(await efficiency(Number(opts.samples)));
   say(await memory(Number(opts.memoryGb)));
+  say(await heterogeneous(16384));
+  say(await failover("SIGKILL", 10_000));
+  say(await failover("SIGSTOP", 10_000));
   if (opts.json) process.stdout.write(`${JSON.stringify({ figures }, null, 2)}\n`);
 }
 

@@ -87,6 +87,11 @@ export const StatusViewSchema = z.object({
     totalGflop: z.number(),
   }),
   counters: z.record(z.string(), z.number()),
+  failover: z.object({
+    resends: z.number(),
+    lastResentAt: z.number().nullable(),
+    resendLatencyMs: z.object({ median: z.number(), max: z.number() }),
+  }),
   memory: z.object({ rssBytes: z.number() }),
 });
 export type StatusView = z.infer<typeof StatusViewSchema>;

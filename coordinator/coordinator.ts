@@ -42,6 +42,7 @@ export class Coordinator {
   private livenessTimer: NodeJS.Timeout | null = null;
   /** Milliseconds from a shard being handed back (dead worker, timeout) to it being sent again. */
   readonly resendLatency: number[] = [];
+  private lastResentAt: number | null = null;
   private acceptingWork = true;
   private closing: Promise<void> | null = null;
   private lastTotals = { shards: 0, samples: 0, flops: 0, at: Date.now() };
@@ -63,7 +64,11 @@ export class Coordinator {
       },
       {
         jobFinished: (job) => this.jobs.forget(job),
-        resent: (_d, at) => this.resendLatency.push(Date.now() - at),
+        resent: (_d, at) => {
+          this.resendLatency.push(Date.now() - at);
+          if (this.resendLatency.length > 1000) this.resendLatency.shift();
+          this.lastResentAt = Date.now();
+        },
       },
     );
     this.jobs = new JobService(config.dataDir, this.db, this.models, this.scheduler, MAX_INPUT_BYTES);
@@ -193,6 +198,11 @@ export class Coordinator {
         totalGflop: this.throughput.total.flops / 1e9,
       },
       counters: { ...this.scheduler.counters },
+      failover: {
+        resends: this.resendLatency.length,
+        lastResentAt: this.lastResentAt,
+        resendLatencyMs: summarize(this.resendLatency),
+      },
       memory: { rssBytes: process.memoryUsage().rss, hostname: os.hostname() },
     };
   }
@@ -270,6 +280,12 @@ export class Coordinator {
     })();
     return this.closing;
   }
+}
+
+function summarize(xs: readonly number[]): { median: number; max: number } {
+  if (xs.length === 0) return { median: 0, max: 0 };
+  const sorted = [...xs].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]! };
 }
 
 function round(x: number): number {
