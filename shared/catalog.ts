@@ -56,20 +56,35 @@ function heStd(fanIn: number): number {
 const MLP_IN = 256;
 const MLP_HIDDEN = 512;
 const MLP_OUT = 10;
+/** Compute-dense perceptron: ~8.7 MFLOP per 256-byte sample, for pools where compute, not transfer, dominates. */
+const WIDE_MLP_SIZES = [64, 2048, 2048, 10] as const;
+
+/** A perceptron x [batch, sizes[0]] -> ReLU hidden layers -> logits [batch, sizes.at(-1)]. */
+function buildPerceptron(name: string, seed: number, sizes: readonly number[], opts?: CatalogBuildOptions): Uint8Array {
+  const batch = batchDim(opts, name);
+  const rng = new SeededRandom(seed);
+  const g = new GraphBuilder({ name });
+  g.input("x", "float32", [batch, sizes[0]!]);
+  let h = "x";
+  for (let i = 1; i < sizes.length; i++) {
+    const fanIn = sizes[i - 1]!;
+    const fanOut = sizes[i]!;
+    const last = i === sizes.length - 1;
+    const w = g.floats(`fc${i}.weight`, [fanIn, fanOut], rng.normalArray(fanIn * fanOut, last ? Math.sqrt(1 / fanIn) : heStd(fanIn)));
+    const b = g.floats(`fc${i}.bias`, [fanOut], rng.normalArray(fanOut, 0.05));
+    const z = last ? g.op("Add", [g.op("MatMul", [h, w]), b], {}, "logits") : g.op("Add", [g.op("MatMul", [h, w]), b]);
+    h = last ? z : g.op("Relu", [z]);
+  }
+  g.output("logits", "float32", [batch, sizes[sizes.length - 1]!]);
+  return g.build();
+}
 
 function buildMlp(opts?: CatalogBuildOptions): Uint8Array {
-  const batch = batchDim(opts, "mlp");
-  const rng = new SeededRandom(0x6d6c70);
-  const g = new GraphBuilder({ name: "mlp" });
-  g.input("x", "float32", [batch, MLP_IN]);
-  const w1 = g.floats("fc1.weight", [MLP_IN, MLP_HIDDEN], rng.normalArray(MLP_IN * MLP_HIDDEN, heStd(MLP_IN)));
-  const b1 = g.floats("fc1.bias", [MLP_HIDDEN], rng.normalArray(MLP_HIDDEN, 0.05));
-  const w2 = g.floats("fc2.weight", [MLP_HIDDEN, MLP_OUT], rng.normalArray(MLP_HIDDEN * MLP_OUT, Math.sqrt(1 / MLP_HIDDEN)));
-  const b2 = g.floats("fc2.bias", [MLP_OUT], rng.normalArray(MLP_OUT, 0.05));
-  const h = g.op("Relu", [g.op("Add", [g.op("MatMul", ["x", w1]), b1])]);
-  g.op("Add", [g.op("MatMul", [h, w2]), b2], {}, "logits");
-  g.output("logits", "float32", [batch, MLP_OUT]);
-  return g.build();
+  return buildPerceptron("mlp", 0x6d6c70, [MLP_IN, MLP_HIDDEN, MLP_OUT], opts);
+}
+
+function buildWideMlp(opts?: CatalogBuildOptions): Uint8Array {
+  return buildPerceptron("wide-mlp", 0x776d6c70, WIDE_MLP_SIZES, opts);
 }
 
 // --- cnn ---------------------------------------------------------------------------------
@@ -220,6 +235,12 @@ export const CATALOG: readonly CatalogEntry[] = [
     description: "Two-layer perceptron: x [batch,256] → 512 (ReLU) → logits [batch,10]",
     build: buildMlp,
     sampleInputs: (batch, seed = 1) => ({ x: normalInput([batch, MLP_IN], seed) }),
+  },
+  {
+    name: "wide-mlp",
+    description: "Compute-dense perceptron: x [batch,64] → 2048 → 2048 (ReLU) → logits [batch,10]; ~8.7 MFLOP per 256-byte sample",
+    build: buildWideMlp,
+    sampleInputs: (batch, seed = 1) => ({ x: normalInput([batch, WIDE_MLP_SIZES[0]], seed) }),
   },
   {
     name: "cnn",

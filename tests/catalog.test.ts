@@ -10,6 +10,10 @@ const EXPECTED_INFO = {
     inputs: [{ name: "x", dtype: "float32", shape: ["batch", 256] }],
     outputs: [{ name: "logits", dtype: "float32", shape: ["batch", 10] }],
   },
+  "wide-mlp": {
+    inputs: [{ name: "x", dtype: "float32", shape: ["batch", 64] }],
+    outputs: [{ name: "logits", dtype: "float32", shape: ["batch", 10] }],
+  },
   cnn: {
     inputs: [{ name: "image", dtype: "float32", shape: ["batch", 3, 32, 32] }],
     outputs: [{ name: "logits", dtype: "float32", shape: ["batch", 10] }],
@@ -62,7 +66,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 describe("catalog", () => {
   it("lists the built-in models and finds them by name", () => {
-    expect(catalogNames()).toEqual(["mlp", "cnn", "transformer"]);
+    expect(catalogNames()).toEqual(["mlp", "wide-mlp", "cnn", "transformer"]);
     expect(catalogModel("cnn").name).toBe("cnn");
     let err: unknown;
     try {
@@ -71,7 +75,7 @@ describe("catalog", () => {
       err = e;
     }
     expect((err as EdgepoolError).code).toBe("E_NOT_FOUND");
-    expect((err as EdgepoolError).message).toContain("mlp, cnn, transformer");
+    expect((err as EdgepoolError).message).toContain("mlp, wide-mlp, cnn, transformer");
   });
 
   it("rejects a bad batch option", () => {
