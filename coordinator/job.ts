@@ -228,9 +228,19 @@ export class Job {
     return this.outputsReady;
   }
 
-  /** Bytes of one row over all inputs (for sizing shards). */
-  inputBytesPerRow(): number {
-    return this.readers.reduce((s, r) => s + rowBytes(r.header.dtype, r.header.shape), 0);
+  /**
+   * Bytes one row moves, inputs plus outputs (for sizing shards). Output rows are known from
+   * the first result, or from the model when its output dims are all fixed; else not counted.
+   */
+  bytesPerRow(): number {
+    const inputs = this.readers.reduce((s, r) => s + rowBytes(r.header.dtype, r.header.shape), 0);
+    const outputs = this.outputs
+      ? this.outputs.reduce((s, o) => s + rowBytes(o.dtype, o.shape), 0)
+      : this.model.info.outputs.reduce((s, o) => {
+          const dims = o.shape.slice(1);
+          return dims.every((d): d is number => typeof d === "number") ? s + rowBytes(o.dtype, [1, ...dims]) : s;
+        }, 0);
+    return inputs + outputs;
   }
 
   /** Closes input and output files; outputs are flushed and complete only when state is done. */

@@ -8,7 +8,7 @@
  */
 
 /**
- * One shard's input stays under this, so coordinator memory is bounded by what is in flight.
+ * One shard's inputs and outputs stay under this, so coordinator memory is bounded by what is in flight.
  * Measured on the demo (cnn, 2 workers): 16 MiB shards ran at 8-9k samples/s, 4 MiB at
  * 15-19k, 1 MiB at 13-15k: big fresh buffers cost page faults and cache misses on workers.
  */
@@ -23,7 +23,8 @@ export interface ShardSizeInput {
   rate: number | undefined;
   targetShardMs: number;
   flopsPerSample: number;
-  inputBytesPerRow: number;
+  /** Bytes one row moves (inputs and outputs). */
+  bytesPerRow: number;
   /** Rows of the job not yet cut into shards. */
   remaining: number;
   /** Workers that can take shards now. */
@@ -33,7 +34,7 @@ export interface ShardSizeInput {
 export function shardRows(p: ShardSizeInput): number {
   if (p.remaining <= 0) return 0;
   if (p.fixed !== null) return Math.min(p.fixed, p.remaining);
-  const byBytes = Math.max(1, Math.floor(MAX_SHARD_BYTES / Math.max(1, p.inputBytesPerRow)));
+  const byBytes = Math.max(1, Math.floor(MAX_SHARD_BYTES / Math.max(1, p.bytesPerRow)));
   const perSec = p.rate ?? PROBE_FLOPS_PER_SEC / Math.max(1, p.flopsPerSample);
   const byTime = Math.max(1, Math.floor((perSec * p.targetShardMs) / 1000));
   const byTail = Math.max(1, Math.ceil(p.remaining / Math.max(1, p.workers)));

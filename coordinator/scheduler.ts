@@ -203,7 +203,7 @@ export class Scheduler {
       rate: w.rates.get(job.model.sha256),
       targetShardMs: this.opts.targetShardMs,
       flopsPerSample: job.flopsPerSample,
-      inputBytesPerRow: job.inputBytesPerRow(),
+      bytesPerRow: job.bytesPerRow(),
       remaining: job.uncut,
       workers: readyWorkers,
     });

@@ -5,7 +5,7 @@ import { EdgepoolError } from "../shared/errors.js";
 import { safeFileName, validateJobInputs } from "../shared/job-inputs.js";
 
 describe("shard sizes", () => {
-  const base = { fixed: null, rate: undefined, targetShardMs: 500, flopsPerSample: 1e6, inputBytesPerRow: 1024, remaining: 100_000, workers: 2 };
+  const base = { fixed: null, rate: undefined, targetShardMs: 500, flopsPerSample: 1e6, bytesPerRow: 1024, remaining: 100_000, workers: 2 };
 
   it("follows the worker's measured rate toward the target duration", () => {
     expect(shardRows({ ...base, rate: 2000 })).toBe(1000);
