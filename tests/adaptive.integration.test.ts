@@ -28,7 +28,7 @@ describe("adaptive shard sizes", () => {
     procs.push(await startWorker(coordinator, url, "fast", path.join(tmp.dir, "fast")));
     procs.push(await startWorker(coordinator, url, "slow", path.join(tmp.dir, "slow"), ["--max-cpu", "25"]));
 
-    const rows = 24_000;
+    const rows = 96_000;
     const file = path.join(tmp.dir, "x.npy");
     await writeNpyFile(file, { dtype: "float32", dims: [rows, 64], data: seededNormal(8, rows * 64, 1) });
     const client = new CoordinatorClient(url);
