@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { catalogModel } from "../shared/catalog.js";
 import { encodeFrame } from "../shared/frame.js";
-import { HelloSchema, PROTOCOL_VERSION, parseResultFrame, type Hello, type ResultFrame } from "../shared/protocol.js";
+import { DrainingSchema, HelloSchema, PROTOCOL_VERSION, parseResultFrame, type Hello, type ResultFrame } from "../shared/protocol.js";
 import { maxAbsDiff } from "../shared/tensor-ops.js";
 import type { Tensor } from "../shared/tensor.js";
 import { parseWorkerConfig, type WorkerConfig } from "../worker/config.js";
@@ -28,6 +28,10 @@ const MLP = mlp.build();
 const MLP_SHA = createHash("sha256").update(MLP).digest("hex");
 /** A hash whose download serves the wrong bytes (the dynamic mlp): the worker must refuse them. */
 const LYING_SHA = createHash("sha256").update(mlp.build({ batch: 1 })).digest("hex");
+/** The transformer with its batch dim fixed at 1: run row by row, about 0.1 ms a row. */
+const transformer = catalogModel("transformer");
+const TF1 = transformer.build({ batch: 1 });
+const TF1_SHA = createHash("sha256").update(TF1).digest("hex");
 
 type Inbound =
   | { kind: "connection"; ws: WebSocket }
@@ -187,6 +191,11 @@ function shardFrame(shardId: string, model: string, x: Tensor, start = 0): Uint8
   return encodeFrame({ type: "shard", shardId, jobId: "job-1", model, start, end: start + x.dims[0]! }, [{ name: "x", ...x }]);
 }
 
+function transformerFrame(shardId: string, rows: number): Uint8Array {
+  const inputs = Object.entries(transformer.sampleInputs(rows, 4)).map(([name, t]) => ({ name, ...t }));
+  return encodeFrame({ type: "shard", shardId, jobId: "job-1", model: TF1_SHA, start: 0, end: rows }, inputs);
+}
+
 async function referenceLogits(x: Tensor): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(MLP);
   try {
@@ -235,7 +244,7 @@ async function readyDaemon(overrides: Record<string, unknown> = {}): Promise<{ d
 
 beforeEach(async () => {
   stateDir = await mkdtemp(path.join(os.tmpdir(), "edgepool-worker-test-"));
-  fake = await FakeCoordinator.start({ [MLP_SHA]: MLP, [LYING_SHA]: MLP });
+  fake = await FakeCoordinator.start({ [MLP_SHA]: MLP, [LYING_SHA]: MLP, [TF1_SHA]: TF1 });
 });
 
 afterEach(async () => {
@@ -420,6 +429,83 @@ describe("WorkerDaemon against a fake coordinator", () => {
     await closedSocket;
   });
 
+  it("hands queued shards back with draining, then reports the running one, then closes", async () => {
+    const { ws, d } = await readyDaemon({ slots: 1 });
+    const queued = nextEvent(d, "shardReceived", (h) => h.shardId === "queued");
+    ws.send(shardFrame("running", MLP_SHA, mlp.sampleInputs(256).x!));
+    ws.send(shardFrame("queued", MLP_SHA, mlp.sampleInputs(4).x!));
+    await queued;
+    // The first is still loading its model or computing; the second waits for the one slot.
+    expect(d.snapshot()).toMatchObject({ running: 1, queued: 1 });
+    const released = nextEvent(d, "shardDiscarded", (e) => e.shardId === "queued");
+    await d.close();
+    expect(d.state).toBe("closed");
+    expect((await released)[0].reason).toContain("draining");
+    // Messages arrive in the order they were sent, and the close after all of them.
+    await fake.take("socket close", (m) => (m.kind === "close" && m.ws === ws ? true : undefined));
+    const seen = fake.inbox.flatMap((m): unknown[] => {
+      if (m.ws !== ws) return [];
+      if (m.kind === "text") return [DrainingSchema.parse(m.msg)];
+      if (m.kind === "binary") return [`result ${parseResultFrame(m.bytes).header.shardId}`];
+      return [];
+    });
+    expect(seen).toEqual([{ type: "draining", released: ["queued"] }, "result running"]);
+  });
+
+  it("rests a slot after each shard for the CPU cap and announces it in throttleMs", async () => {
+    const { ws, d } = await readyDaemon({ slots: 1, maxCpu: 1 });
+    ws.send(shardFrame("a", MLP_SHA, mlp.sampleInputs(256).x!));
+    ws.send(shardFrame("b", MLP_SHA, mlp.sampleInputs(256).x!));
+    const a = await fake.result("a");
+    const aAt = performance.now();
+    expect(a.header.computeMs).toBeGreaterThan(0);
+    expect(Math.abs(a.header.throttleMs - 99 * a.header.computeMs)).toBeLessThan(0.01);
+    // At 1% the rest is 99 times the compute: b is still waiting for the resting slot.
+    expect(d.snapshot()).toMatchObject({ running: 0, resting: 1, queued: 1 });
+    const b = await fake.result("b");
+    // Timers may fire up to a millisecond early against performance.now().
+    expect(performance.now() - aAt).toBeGreaterThanOrEqual(a.header.throttleMs - 2);
+    expect(b.header.throttleMs).toBeGreaterThan(0);
+    expect(d.snapshot()).toMatchObject({ shardsDone: 2, resting: 1 });
+    // close() does not sit out the rest.
+    await d.close();
+    expect(d.snapshot().resting).toBe(0);
+  });
+
+  it("answers pings between rows of a long sample-by-sample shard", async () => {
+    const { ws } = await readyDaemon({ slots: 1 });
+    // Model download and session creation first, so the shard below is all inference.
+    ws.send(transformerFrame("warm", 1));
+    await fake.result("warm");
+
+    // Ping, wait for the pong, ping again. The probe shares this process's event loop with
+    // the worker, so a blocked loop shows as a gap between pongs rather than as a slow pong.
+    const pongsAt: number[] = [];
+    let probing = true;
+    let next: NodeJS.Timeout | undefined;
+    ws.on("pong", () => {
+      pongsAt.push(performance.now());
+      if (probing) next = setTimeout(() => ws.ping(), 2);
+    });
+    try {
+      ws.send(transformerFrame("long", 3000));
+      pongsAt.push(performance.now());
+      ws.ping();
+      const r = await fake.result("long");
+      pongsAt.push(performance.now());
+      probing = false;
+      expect(r.tensors[1]!.dims).toEqual([3000, 64]);
+      // Long enough that a loop blocked for the whole shard would leave a gap of over 100 ms.
+      expect(r.header.computeMs).toBeGreaterThan(100);
+      const gaps = pongsAt.slice(1).map((t, i) => t - pongsAt[i]!);
+      expect(gaps.length).toBeGreaterThanOrEqual(r.header.computeMs / 25);
+      expect(Math.max(...gaps)).toBeLessThan(50);
+    } finally {
+      probing = false;
+      clearTimeout(next);
+    }
+  });
+
   it("stops for good on a protocol version error from the coordinator", async () => {
     const d = await newDaemon();
     const fatal = nextEvent(d, "fatal");
@@ -497,7 +583,9 @@ describe("parseWorkerConfig", () => {
     expect(c.threads).toBe(1);
     expect(c.name).toBe(os.hostname().slice(0, 128));
     expect(c.stateDir).toBe(path.join(os.homedir(), "edge"));
-    expect(c).toMatchObject({ reconnectMinMs: 250, reconnectMaxMs: 10_000, logLevel: "info" });
+    expect(c).toMatchObject({ reconnectMinMs: 250, reconnectMaxMs: 10_000, logLevel: "info", maxCpu: 100 });
+    expect(parseWorkerConfig({ coordinator: "ws://h:1", maxCpu: "25" }).maxCpu).toBe(25);
+    expect(parseWorkerConfig({ coordinator: "ws://h:1", maxCpu: 12.5 }).maxCpu).toBe(12.5);
     expect(parseWorkerConfig({ coordinator: "http://10.0.0.2:7070" }).coordinator).toBe("ws://10.0.0.2:7070/");
     expect(parseWorkerConfig({ coordinator: "ws://h:1" }).stateDir).toBe(path.join(os.homedir(), ".edgepool", "worker"));
   });
@@ -517,6 +605,9 @@ describe("parseWorkerConfig", () => {
     expect(bad({ coordinator: "ws://bad host:1" })).toContain("not a URL");
     expect(bad({})).toContain("coordinator");
     expect(bad({ coordinator: "ws://h:1", slots: 0 })).toContain("slots");
+    expect(bad({ coordinator: "ws://h:1", maxCpu: 0 })).toContain("--max-cpu");
+    expect(bad({ coordinator: "ws://h:1", maxCpu: "101" })).toContain("--max-cpu");
+    expect(bad({ coordinator: "ws://h:1", maxCpu: "half" })).toContain("--max-cpu");
     expect(bad({ coordinator: "ws://h:1", reconnectMinMs: 500, reconnectMaxMs: 100 })).toContain("reconnectMinMs");
   });
 });

@@ -59,6 +59,11 @@ export const WorkerConfigSchema = z
     slots: z.coerce.number().int().min(1).max(64).default(1),
     /** ONNX Runtime intra-op threads per session. */
     threads: z.coerce.number().int().min(1).max(1024).default(1),
+    /**
+     * CPU cap in percent, as a duty cycle per slot: after a shard that computed for c ms, the
+     * slot rests c * (100 / maxCpu - 1) ms before it takes the next one.
+     */
+    maxCpu: z.coerce.number().min(1, "give a percentage from 1 to 100").max(100, "give a percentage from 1 to 100").default(100),
     /** Holds the persistent worker id and the model cache (`models/`). */
     stateDir: z
       .string()

@@ -3,17 +3,24 @@
  *
  * State: `idle` → start() → `connecting` (dialling, or waiting for `welcome` after our
  * `hello`) → `ready` (shards accepted) → back to `connecting` whenever the connection drops.
- * close() moves `connecting`/`ready` to `draining`: nothing new is started, shards already
- * running finish and their results are sent (up to `drainTimeoutMs`), then the socket closes
- * and the state is `closed`, which is final. Any other transition throws E_STATE.
+ * close() moves `connecting`/`ready` to `draining`: nothing new is started, queued shards are
+ * handed back with one `draining` message (from `ready` only: before `welcome` nothing is
+ * queued), shards already running finish and their results are sent (up to
+ * `drainTimeoutMs`), then the socket closes and the state is `closed`, which is final. Any
+ * other transition throws E_STATE.
  *
  * Shards: a `shard` frame is queued, and up to `slots` run at once; each is answered with one
  * `result` frame or one `shard_error`, never both and never neither while its connection
- * lives. Queued shards are dropped when the connection drops or draining starts: the
- * coordinator re-queues whatever a closed connection held, so handing them back needs no
- * message. A result computed for a connection that has since dropped is discarded for the
- * same reason (its shard has been re-queued elsewhere). Nothing the coordinator sends can
- * crash the daemon: malformed input is logged, counted and ignored.
+ * lives, except that shards named in `draining` get no answer at all. Queued shards are
+ * dropped without a message when the connection drops: the coordinator re-queues whatever a
+ * closed connection held. A result computed for a connection that has since dropped is
+ * discarded for the same reason (its shard has been re-queued elsewhere). Nothing the
+ * coordinator sends can crash the daemon: malformed input is logged, counted and ignored.
+ *
+ * CPU cap: with `maxCpu` below 100, a slot that computed for c ms rests
+ * c * (100 / maxCpu - 1) ms after sending the result and before it takes another shard, so
+ * each slot is busy at most `maxCpu` percent of the time. The rest is announced in the
+ * result's `throttleMs`. A resting slot counts as taken; draining and close() end the rests.
  */
 import { EventEmitter } from "node:events";
 import path from "node:path";
@@ -21,6 +28,7 @@ import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import type { NamedTensor } from "../shared/frame.js";
 import {
+  DrainingSchema,
   PROTOCOL_VERSION,
   checkProtocolVersion,
   parseCoordinatorText,
@@ -58,6 +66,8 @@ export interface ShardDone {
   model: string;
   rows: number;
   computeMs: number;
+  /** Rest the slot takes after this shard to keep under the CPU cap. */
+  throttleMs: number;
 }
 
 export interface ShardFailed {
@@ -76,7 +86,10 @@ export interface WorkerDaemonEvents {
   shardReceived: [header: ShardHeader];
   shardDone: [done: ShardDone];
   shardFailed: [failed: ShardFailed];
-  /** A shard withdrawn by `cancel`, or whose result was discarded because its connection dropped. */
+  /**
+   * A shard withdrawn by `cancel`, handed back by `draining`, or whose result was discarded
+   * because its connection dropped.
+   */
   shardDiscarded: [info: { shardId: string; jobId: string; reason: string }];
   /** Something from the coordinator that did not parse or made no sense now. */
   malformed: [info: { kind: "text" | "binary"; code: string; message: string }];
@@ -110,6 +123,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private readonly stats = new WorkerStats();
   private readonly queue: ShardTask[] = [];
   private readonly running = new Map<string, ShardTask>();
+  /** Timers of slots resting after a shard to keep under the CPU cap; each frees its slot. */
+  private readonly resting = new Set<NodeJS.Timeout>();
   /** Bumped on every disconnect: tasks from an older epoch belong to a dead connection. */
   private epoch = 0;
   private modelBase: string | null = null;
@@ -157,8 +172,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   }
 
   /** Counters since start, plus the current load. */
-  snapshot(): WorkerStatsSnapshot & { running: number; queued: number } {
-    return { ...this.stats.snapshot(), running: this.running.size, queued: this.queue.length };
+  snapshot(): WorkerStatsSnapshot & { running: number; resting: number; queued: number } {
+    return { ...this.stats.snapshot(), running: this.running.size, resting: this.resting.size, queued: this.queue.length };
   }
 
   /** Starts dialling the coordinator; reconnects on its own until close(). Throws E_CONFIG or E_STATE. */
@@ -168,15 +183,22 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     // instead of on every connection.
     this.hello = JSON.stringify(buildHello(this.config, this.workerId));
     this.transition("connecting");
-    this.log.info({ workerId: this.workerId, workerName: this.config.name, coordinator: this.config.coordinator, slots: this.config.slots, threads: this.config.threads }, "worker starting");
-    this.stats.startSummary(this.log, this.config.statsIntervalMs, () => ({ running: this.running.size, queued: this.queue.length, slots: this.config.slots }));
+    const { name: workerName, coordinator, slots, threads, maxCpu } = this.config;
+    this.log.info({ workerId: this.workerId, workerName, coordinator, slots, threads, maxCpu }, "worker starting");
+    this.stats.startSummary(this.log.child({ maxCpu }), this.config.statsIntervalMs, () => ({
+      running: this.running.size,
+      queued: this.queue.length,
+      resting: this.resting.size,
+      slots,
+    }));
     this.connection.start();
   }
 
   /**
-   * Graceful stop: takes no new shards, lets running ones finish and sends their results (up
-   * to `drainTimeoutMs`), then closes the socket and releases everything. Every cleanup step
-   * runs even if an earlier one fails. Safe to call more than once; never rejects.
+   * Graceful stop: takes no new shards, hands queued ones back to the coordinator, lets
+   * running ones finish and sends their results (up to `drainTimeoutMs`), then closes the
+   * socket and releases everything. Every cleanup step runs even if an earlier one fails.
+   * Safe to call more than once; never rejects.
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -321,7 +343,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   // ---- shard execution ----
 
   private pump(): void {
-    while (this.stateValue === "ready" && this.running.size < this.config.slots) {
+    while (this.stateValue === "ready" && this.running.size + this.resting.size < this.config.slots) {
       const task = this.queue.shift();
       if (!task) return;
       this.running.set(task.header.shardId, task);
@@ -342,9 +364,10 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
 
   private async execute(task: ShardTask): Promise<void> {
     const { header, rows } = task;
+    let restMs = 0;
     try {
       await this.runner.load(header.model, () => this.cache.get(header.model, task.modelBase));
-      if (this.staleReason(task) === null) await this.compute(task);
+      if (this.staleReason(task) === null) restMs = await this.compute(task);
       else this.discard(task);
     } catch (err) {
       const e = toEdgepoolError(err, "E_INTERNAL");
@@ -360,20 +383,44 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       // Input tensors are views on the received frame; let it go now.
       task.tensors = [];
       this.onSettle?.();
-      this.pump();
+      this.rest(restMs);
     }
   }
 
-  private async compute(task: ShardTask): Promise<void> {
+  /** Runs a loaded shard and sends its result; resolves the rest its slot takes afterwards. */
+  private async compute(task: ShardTask): Promise<number> {
     const { header, rows } = task;
-    const { frame, computeMs } = await computeShard(this.runner, header, task.tensors);
+    const { frame, computeMs, throttleMs } = await computeShard(this.runner, header, task.tensors, this.config.maxCpu);
+    // The CPU time is spent whether or not the result is still wanted, so the rest is owed
+    // either way.
     if (this.staleReason(task) !== null || !this.connection.send(frame)) {
       this.discard(task);
+      return throttleMs;
+    }
+    this.stats.recordDone(rows, computeMs, throttleMs);
+    this.log.debug({ shardId: header.shardId, jobId: header.jobId, rows, computeMs, throttleMs, bytes: frame.byteLength }, "shard done");
+    this.safeEmit("shardDone", { shardId: header.shardId, jobId: header.jobId, model: header.model, rows, computeMs, throttleMs });
+    return throttleMs;
+  }
+
+  /** Keeps a freed slot idle for `ms` (the CPU cap) before it takes the next shard. */
+  private rest(ms: number): void {
+    if (ms <= 0 || this.stateValue === "draining" || this.stateValue === "closed") {
+      this.pump();
       return;
     }
-    this.stats.recordDone(rows, computeMs);
-    this.log.debug({ shardId: header.shardId, jobId: header.jobId, rows, computeMs, bytes: frame.byteLength }, "shard done");
-    this.safeEmit("shardDone", { shardId: header.shardId, jobId: header.jobId, model: header.model, rows, computeMs });
+    const timer = setTimeout(() => {
+      this.resting.delete(timer);
+      this.pump();
+    }, ms);
+    // The connection keeps the process alive while it matters; a rest alone must not.
+    timer.unref();
+    this.resting.add(timer);
+  }
+
+  private clearRests(): void {
+    for (const timer of this.resting) clearTimeout(timer);
+    this.resting.clear();
   }
 
   private discard(task: ShardTask): void {
@@ -410,10 +457,18 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       this.safeEmit("closed");
       return;
     }
+    const wasReady = this.stateValue === "ready";
     this.transition("draining");
     this.clearHelloTimer();
-    const dropped = this.queue.splice(0).length;
-    this.log.info({ running: this.running.size, dropped }, "worker draining");
+    this.clearRests();
+    const released = this.queue.splice(0);
+    // Handing queued shards back at once lets the coordinator give them to another worker
+    // now, rather than when this socket finally closes after the running shards.
+    const announced = wasReady && this.announceDraining(released.map((t) => t.header.shardId));
+    for (const task of released) {
+      this.safeEmit("shardDiscarded", { shardId: task.header.shardId, jobId: task.header.jobId, reason: "released: worker draining" });
+    }
+    this.log.info({ running: this.running.size, released: released.length, announced }, "worker draining");
     await this.step("drain", () => this.drain());
     await this.step("stats", () => this.stats.stopSummary());
     await this.step("connection", () => this.connection.close());
@@ -422,6 +477,16 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     this.transition("closed");
     this.log.info({ ...this.stats.snapshot() }, "worker closed");
     this.safeEmit("closed");
+  }
+
+  /** Sends `draining` naming the shards this worker will not run; false when it could not. */
+  private announceDraining(released: string[]): boolean {
+    const r = DrainingSchema.safeParse({ type: "draining", released });
+    if (!r.success) {
+      this.log.error({ released: released.length, err: r.error.issues[0]?.message }, "cannot build the draining message");
+      return false;
+    }
+    return this.connection.send(JSON.stringify(r.data));
   }
 
   /** Resolves when no shard runs, the connection is gone, or the grace period is over. */

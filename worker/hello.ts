@@ -41,6 +41,7 @@ export function buildHello(config: WorkerConfig, workerId: string): Hello {
     runtime: { name: "onnxruntime-node", version: runtimeVersion() },
     threads: config.threads,
     slots: config.slots,
+    maxCpu: config.maxCpu,
     virtual: false,
   });
   if (!r.success) {

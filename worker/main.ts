@@ -1,7 +1,8 @@
 /**
- * `edgepool worker`: options in, exit code out. The first SIGINT/SIGTERM drains (running
- * shards finish and report) and resolves 0; a second one resolves 1 at once. The caller owns
- * process.exit, so this function can also be driven from a test or another program.
+ * `edgepool worker`: options in, exit code out. The first SIGINT/SIGTERM drains (queued
+ * shards are handed back, running ones finish and report) and resolves 0; a second one
+ * resolves 1 at once. The caller owns process.exit, so this function can also be driven
+ * from a test or another program.
  */
 import type { Logger } from "pino";
 import { toEdgepoolError } from "../shared/errors.js";

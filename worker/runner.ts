@@ -7,9 +7,15 @@
  * runs the shard one row at a time on zero-copy row views, and the per-row outputs land at
  * their row offset in the same caller-supplied buffer, so that path costs no extra copy either.
  *
+ * onnxruntime-node runs a session synchronously on the JS thread, so nothing else (pong
+ * replies, incoming frames, timers) happens during one `session.run`. The row-by-row path
+ * gives the event loop a turn between rows, so a long sample-by-sample shard blocks it for
+ * one row at a time, not for the whole shard.
+ *
  * Sessions are reference-counted while a run uses them; the least recently used idle ones
  * are released once more than `maxSessions` are loaded.
  */
+import { setImmediate as nextTurn } from "node:timers/promises";
 import * as ort from "onnxruntime-node";
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
@@ -288,6 +294,9 @@ export class Runner {
     const inputNames = inputs.map((t) => t.name);
     const perRow: ort.Tensor[][] = [];
     for (let r = 0; r < rows; r++) {
+      // Its own turn, whether or not the binding defers the run (1.x happens to, via
+      // setImmediate): socket reads and pongs between rows must not depend on that.
+      if (r > 0) await nextTurn();
       const result = await this.infer(entry, inputs.map((t) => sliceRows(t, r, r + 1)), inputNames);
       perRow.push(names.map((name) => this.outputOf(entry, result, name)));
     }

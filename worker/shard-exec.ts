@@ -2,6 +2,10 @@
  * A shard's two possible answers. `computeShard` runs the rows and builds the `result` frame,
  * with the outputs copied once, straight from ONNX Runtime into the frame that goes on the
  * wire; `shardErrorMessage` builds the `shard_error` for a failure.
+ *
+ * The result also carries `throttleMs`, the rest the slot takes after this shard to stay
+ * under the CPU cap, so the coordinator can rate this worker by rows / (compute + rest)
+ * rather than by its speed while it computes.
  */
 import { EdgepoolError } from "../shared/errors.js";
 import { planFrame, type NamedTensor } from "../shared/frame.js";
@@ -15,23 +19,39 @@ export interface ShardResult {
   frame: Uint8Array;
   /** Milliseconds of inference, excluding queueing, model loading and the output copy. */
   computeMs: number;
+  /** Milliseconds the slot rests after this shard to keep under the CPU cap; 0 when uncapped. */
+  throttleMs: number;
 }
 
-/** Runs the shard's rows through its (already loaded) model and returns the `result` frame. */
-export async function computeShard(runner: Runner, header: ShardHeader, inputs: readonly NamedTensor[]): Promise<ShardResult> {
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/** Rest after `computeMs` of work that keeps a slot busy at most `maxCpu` percent of the time. */
+export function throttleFor(computeMs: number, maxCpu: number): number {
+  if (maxCpu >= 100) return 0;
+  return roundMs(computeMs * (100 / maxCpu - 1));
+}
+
+/**
+ * Runs the shard's rows through its (already loaded) model and returns the `result` frame;
+ * `maxCpu` (percent) sets the frame's `throttleMs`.
+ */
+export async function computeShard(runner: Runner, header: ShardHeader, inputs: readonly NamedTensor[], maxCpu = 100): Promise<ShardResult> {
   const started = performance.now();
-  const out: { frame?: Uint8Array; computeMs: number } = { computeMs: 0 };
+  const out: { frame?: Uint8Array; computeMs: number; throttleMs: number } = { computeMs: 0, throttleMs: 0 };
   await runner.run(header.model, inputs, header.end - header.start, (specs) => {
     // Called once inference is done and before outputs are copied, so computeMs is known in
     // time for the header and the one copy of the outputs lands in the frame itself.
-    out.computeMs = Math.round((performance.now() - started) * 1000) / 1000;
-    const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: out.computeMs });
+    out.computeMs = roundMs(performance.now() - started);
+    out.throttleMs = throttleFor(out.computeMs, maxCpu);
+    const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: out.computeMs, throttleMs: out.throttleMs });
     const { frame, slots } = planFrame(result, specs);
     out.frame = frame;
     return slots;
   });
   if (!out.frame) throw new EdgepoolError("E_INTERNAL", "the runner returned without asking for output buffers");
-  return { frame: out.frame, computeMs: out.computeMs };
+  return { frame: out.frame, computeMs: out.computeMs, throttleMs: out.throttleMs };
 }
 
 function truncate(s: string, max: number): string {

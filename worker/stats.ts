@@ -11,22 +11,27 @@ export interface WorkerStatsSnapshot {
   shardErrors: number;
   /** Compute milliseconds summed over shards (can exceed wall time when slots > 1). */
   busyMs: number;
+  /** Rest milliseconds planned after shards to keep under the CPU cap, summed over shards. */
+  throttleMs: number;
 }
 
 export interface LoadGauge {
   running: number;
   queued: number;
+  /** Slots resting after a shard to keep under the CPU cap. */
+  resting: number;
   slots: number;
 }
 
 export class WorkerStats {
-  private totals: WorkerStatsSnapshot = { shardsDone: 0, samplesDone: 0, shardErrors: 0, busyMs: 0 };
+  private totals: WorkerStatsSnapshot = { shardsDone: 0, samplesDone: 0, shardErrors: 0, busyMs: 0, throttleMs: 0 };
   private timer: NodeJS.Timeout | null = null;
 
-  recordDone(rows: number, computeMs: number): void {
+  recordDone(rows: number, computeMs: number, throttleMs: number): void {
     this.totals.shardsDone += 1;
     this.totals.samplesDone += rows;
     this.totals.busyMs += computeMs;
+    this.totals.throttleMs += throttleMs;
   }
 
   recordError(): void {
@@ -49,10 +54,11 @@ export class WorkerStats {
       const load = gauge();
       const shards = now.shardsDone - last.shardsDone;
       const errors = now.shardErrors - last.shardErrors;
-      if (shards > 0 || errors > 0 || load.running > 0) {
+      if (shards > 0 || errors > 0 || load.running > 0 || load.resting > 0) {
         const wallMs = at - lastAt;
         const samples = now.samplesDone - last.samplesDone;
         const busyMs = now.busyMs - last.busyMs;
+        const throttleMs = now.throttleMs - last.throttleMs;
         log.info(
           {
             shards,
@@ -60,7 +66,9 @@ export class WorkerStats {
             errors,
             samplesPerSec: wallMs > 0 ? Math.round((samples * 1000 * 10) / wallMs) / 10 : 0,
             busy: wallMs > 0 ? Math.round((busyMs / (wallMs * load.slots)) * 1000) / 1000 : 0,
+            throttleMs: Math.round(throttleMs),
             running: load.running,
+            resting: load.resting,
             queued: load.queued,
             totalShards: now.shardsDone,
             totalSamples: now.samplesDone,
