@@ -14,6 +14,11 @@ import type { Tensor } from "../shared/tensor.js";
 import { type Proc, startProc, startWorker, tempDir } from "./helpers/procs.js";
 import { referenceRun } from "./helpers/reference.js";
 
+/** Compute-dense, small inputs: jobs last seconds without writing big files. */
+const MODEL = "wide-mlp";
+/** Workers idle most of the time, so jobs last long enough for things to happen during them. */
+const CAP = ["--max-cpu", "20"];
+
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
@@ -22,7 +27,7 @@ afterEach(async () => {
 async function setup(prefix: string, rows: number): Promise<{ dir: string; input: string; x: Tensor }> {
   const tmp = await tempDir(prefix);
   cleanups.push(tmp.remove);
-  const x: Tensor = { dtype: "float32", dims: [rows, 3, 32, 32], data: seededNormal(rows, rows * 3 * 32 * 32, 1) };
+  const x: Tensor = { dtype: "float32", dims: [rows, 64], data: seededNormal(rows, rows * 64, 1) };
   const input = path.join(tmp.dir, "x.npy");
   await writeNpyFile(input, x);
   return { dir: tmp.dir, input, x };
@@ -54,7 +59,7 @@ async function progressAt(client: CoordinatorClient, fraction: number, timeoutMs
 }
 
 function submit(url: string, input: string, out: string, extra: string[] = []): Proc {
-  const p = startProc(["submit", "--coordinator", url, "--model", "cnn", "--input", `image=${input}`, "--out", out, ...extra]);
+  const p = startProc(["submit", "--coordinator", url, "--model", MODEL, "--input", `x=${input}`, "--out", out, ...extra]);
   cleanups.push(() => p.stop("SIGKILL"));
   return p;
 }
@@ -65,23 +70,23 @@ function exitOf(p: Proc): Promise<number | null> {
 
 describe("failure handling", () => {
   it("chaos: two of four workers SIGKILLed at random moments, one joins; every row exactly once", async () => {
-    const rows = 400 * 40;
+    const rows = 400 * 100;
     const { dir, input, x } = await setup("chaos", rows);
     const c = await coordinator(dir, ["--heartbeat-timeout", "3000"]);
-    const workers = await Promise.all(["w1", "w2", "w3", "w4"].map((n) => worker(c, dir, n, ["--max-cpu", "50"])));
+    const workers = await Promise.all(["w1", "w2", "w3", "w4"].map((n) => worker(c, dir, n, CAP)));
     const client = new CoordinatorClient(c.url);
-    const sub = submit(c.url, input, path.join(dir, "out"), ["--shard-size", "40"]);
+    const sub = submit(c.url, input, path.join(dir, "out"), ["--shard-size", "100"]);
     const victims = [workers[0]!, workers[2]!];
     const moments = [0.1 + Math.random() * 0.25, 0.4 + Math.random() * 0.25].sort();
     for (const [i, v] of victims.entries()) {
       await progressAt(client, moments[i]!);
       v.child.kill("SIGKILL");
-      if (i === 0) await worker(c, dir, "w5", ["--max-cpu", "50"]);
+      if (i === 0) await worker(c, dir, "w5", CAP);
     }
     expect(await exitOf(sub), sub.stderr()).toBe(0);
 
     const got = await readNpyFile(path.join(dir, "out", "logits.npy"));
-    const want = await referenceRun(catalogModel("cnn").build(), "image", x, 40);
+    const want = await referenceRun(catalogModel(MODEL).build(), "x", x, 100);
     expect(got.dims).toEqual([rows, 10]);
     expect(maxAbsDiff(got, want)).toBe(0);
     const s = await client.status();
@@ -97,14 +102,14 @@ describe("failure handling", () => {
   }, 120_000);
 
   it("a coordinator SIGKILLed mid-job and restarted on its data directory finishes the job; submit exits 0", async () => {
-    const rows = 200 * 64;
+    const rows = 200 * 100;
     const { dir, input, x } = await setup("restart", rows);
     const first = await coordinator(dir);
     const port = new URL(first.url).port;
-    await worker(first, dir, "r1", ["--max-cpu", "50"]);
-    await worker(first, dir, "r2", ["--max-cpu", "50"]);
+    await worker(first, dir, "r1", CAP);
+    await worker(first, dir, "r2", CAP);
     const client = new CoordinatorClient(first.url);
-    const sub = submit(first.url, input, path.join(dir, "out"), ["--shard-size", "64"]);
+    const sub = submit(first.url, input, path.join(dir, "out"), ["--shard-size", "100"]);
     await progressAt(client, 0.3);
     first.proc.child.kill("SIGKILL");
     await exitOf(first.proc);
@@ -119,7 +124,7 @@ describe("failure handling", () => {
     expect(sub.stderr()).toMatch(/coordinator unreachable/);
 
     const got = await readNpyFile(path.join(dir, "out", "logits.npy"));
-    const want = await referenceRun(catalogModel("cnn").build(), "image", x, 64);
+    const want = await referenceRun(catalogModel(MODEL).build(), "x", x, 100);
     expect(maxAbsDiff(got, want)).toBe(0);
     const job = (await client.status()).jobs[0]!;
     expect(job.state).toBe("done");
@@ -128,21 +133,21 @@ describe("failure handling", () => {
   }, 120_000);
 
   it("a worker stopped with SIGSTOP (socket left open) is declared dead and its shards are redone", async () => {
-    const rows = 150 * 64;
+    const rows = 150 * 100;
     const { dir, input, x } = await setup("sigstop", rows);
     const c = await coordinator(dir, ["--heartbeat-timeout", "1500"]);
-    const frozen = await worker(c, dir, "s1", ["--max-cpu", "50"]);
-    await worker(c, dir, "s2", ["--max-cpu", "50"]);
+    const frozen = await worker(c, dir, "s1", CAP);
+    await worker(c, dir, "s2", CAP);
     cleanups.push(async () => frozen.child.kill("SIGCONT"));
     const client = new CoordinatorClient(c.url);
-    const sub = submit(c.url, input, path.join(dir, "out"), ["--shard-size", "64"]);
+    const sub = submit(c.url, input, path.join(dir, "out"), ["--shard-size", "100"]);
     await progressAt(client, 0.2);
     frozen.child.kill("SIGSTOP");
     const dead = await c.proc.waitFor(/\{[^\n]*"worker":"s1"[^\n]*"worker unresponsive; disconnecting"[^\n]*\}/, 30_000);
     expect((JSON.parse(dead[0]) as { silentMs: number }).silentMs).toBeGreaterThanOrEqual(1500);
     expect(await exitOf(sub), sub.stderr()).toBe(0);
     const got = await readNpyFile(path.join(dir, "out", "logits.npy"));
-    expect(maxAbsDiff(got, await referenceRun(catalogModel("cnn").build(), "image", x, 64))).toBe(0);
+    expect(maxAbsDiff(got, await referenceRun(catalogModel(MODEL).build(), "x", x, 100))).toBe(0);
     const s = await client.status();
     expect(s.workers.map((w) => w.name)).toEqual(["s2"]);
     expect(s.jobs[0]!.samplesDone).toBe(rows);
