@@ -52,7 +52,7 @@ async function progressAt(client: CoordinatorClient, fraction: number, timeoutMs
   for (;;) {
     const s = await client.status().catch(() => undefined);
     const job = s?.jobs[0];
-    if (job && (job.progress >= fraction || job.state !== "running")) return;
+    if (job && (job.progress >= fraction || ["done", "failed", "cancelled"].includes(job.state))) return;
     if (Date.now() > deadline) throw new Error(`job did not reach ${fraction} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -111,7 +111,10 @@ describe("failure handling", () => {
     const client = new CoordinatorClient(first.url);
     const sub = submit(first.url, input, path.join(dir, "out"), ["--shard-size", "100"]);
     await progressAt(client, 0.3);
+    const atKill = (await client.status()).jobs[0]!;
     first.proc.child.kill("SIGKILL");
+    expect(atKill.state).toBe("running");
+    expect(atKill.samplesDone).toBeLessThan(rows);
     await exitOf(first.proc);
     const before = (await client.status().catch((e: unknown) => e)) as Error;
     expect(before).toBeInstanceOf(Error);
