@@ -132,16 +132,17 @@ export class Coordinator {
   }
 
   /**
-   * Liveness and deadlines, a few times per heartbeat timeout: a worker that has said nothing
-   * and answered no ping for `heartbeatTimeoutMs` is cut off (its shards go elsewhere); the
-   * others are pinged; shards past their deadline are withdrawn.
+   * Liveness and deadlines, four times per heartbeat timeout: every worker is pinged; one
+   * that has said nothing and answered no ping for three of those periods is cut off (its
+   * shards go elsewhere), so a dead worker is declared dead within `heartbeatTimeoutMs`
+   * while a live one has had three pings to answer. Shards past their deadline are withdrawn.
    */
   private scheduleLiveness(): void {
     const every = Math.max(100, Math.floor(this.config.heartbeatTimeoutMs / 4));
     this.livenessTimer = setTimeout(() => {
       const now = Date.now();
       for (const w of this.scheduler.workers) {
-        if (now - w.lastSeen > this.config.heartbeatTimeoutMs) {
+        if (now - w.lastSeen >= this.config.heartbeatTimeoutMs - every) {
           this.log.warn({ worker: w.name, silentMs: now - w.lastSeen, requeued: w.inflight.size }, "worker unresponsive; disconnecting");
           w.socket.terminate();
         } else if (w.socket.readyState === w.socket.OPEN) {
