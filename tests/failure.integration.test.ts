@@ -160,4 +160,29 @@ describe("failure handling", () => {
     expect(s.workers.map((w) => w.name)).toEqual(["s2"]);
     expect(s.jobs[0]!.samplesDone).toBe(rows);
   }, 120_000);
+
+  it("a frozen worker does not hold the job: its last shards are duplicated on an idle worker long before it is declared dead", async () => {
+    const rows = 150 * 100;
+    const { dir, input, x } = await setup("straggler", rows);
+    const c = await coordinator(dir, ["--heartbeat-timeout", "60000"]);
+    const frozen = await worker(c, dir, "slowpoke", CAP);
+    await worker(c, dir, "steady", CAP);
+    cleanups.push(async () => frozen.child.kill("SIGCONT"));
+    const client = new CoordinatorClient(c.url);
+    const sub = submit(c.url, input, path.join(dir, "out"), ["--shard-size", "100"]);
+    // Late in the job, so the tail arrives before the frozen shards' deadlines (5 s and up).
+    await progressAt(client, 0.6);
+    frozen.child.kill("SIGSTOP");
+    const stoppedAt = Date.now();
+    expect(await exitOf(sub), sub.stderr()).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(30_000);
+    const got = await readNpyFile(path.join(dir, "out", "logits.npy"));
+    expect(maxAbsDiff(got, await referenceRun(catalogModel(MODEL).build(), "x", x, 100))).toBe(0);
+    const s = await client.status();
+    expect(s.counters.duplicated).toBeGreaterThan(0);
+    expect(s.counters.duplicatesCancelled).toBeGreaterThan(0);
+    // The frozen worker is still connected (60 s heartbeat): the job did not wait for it.
+    expect(s.workers.map((w) => w.name).sort()).toEqual(["slowpoke", "steady"]);
+    expect(s.jobs[0]!.samplesDone).toBe(rows);
+  }, 120_000);
 });
