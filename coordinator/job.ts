@@ -25,6 +25,8 @@ export interface ShardTask {
   attempts: number;
   /** One line per failed attempt: which worker, which code, what it said. */
   causes: string[];
+  /** Workers (by id) this shard failed or timed out on; retries go elsewhere where possible. */
+  failedOn: Set<string>;
 }
 
 const ALLOWED: Record<JobState, readonly JobState[]> = {
@@ -80,7 +82,7 @@ export class Job {
       await job.closeFiles();
       throw err;
     }
-    for (const s of db.pendingShards(row.id)) job.pending.push({ ...s, causes: [] });
+    for (const s of db.pendingShards(row.id)) job.pending.push({ ...s, causes: [], failedOn: new Set() });
     return job;
   }
 
@@ -106,17 +108,15 @@ export class Job {
     return this.row.rows - this.nextRow;
   }
 
-  /** The next shard to send: a pending one first, else `rows` freshly cut rows (recorded durably). */
-  take(rows: number): ShardTask | undefined {
-    const waiting = this.pending.shift();
-    if (waiting) return waiting;
+  /** Cuts the next `rows` uncut rows into a new shard, recorded durably before it is sent. */
+  cut(rows: number): ShardTask | undefined {
     if (this.nextRow >= this.row.rows || rows < 1) return undefined;
     const start = this.nextRow;
     const end = Math.min(this.row.rows, start + rows);
     const idx = this.nextIdx++;
     this.db.cutShard(this.id, idx, start, end);
     this.nextRow = end;
-    return { idx, start, end, attempts: 0, causes: [] };
+    return { idx, start, end, attempts: 0, causes: [], failedOn: new Set() };
   }
 
   /** Puts a shard back at the front, to be sent before anything else. */

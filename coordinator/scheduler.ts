@@ -119,6 +119,7 @@ export class Scheduler {
     if (!job.active) return;
     if (cause) {
       task.attempts += 1;
+      task.failedOn.add(d.worker.id);
       task.causes.push(`${d.worker.name}: ${cause.code} ${cause.message}`);
       if (task.attempts >= this.opts.maxShardAttempts) {
         this.failJob(job, `shard ${task.idx} (rows ${task.start}-${task.end}) failed ${task.attempts} times: ${task.causes.join("; ")}`);
@@ -173,28 +174,27 @@ export class Scheduler {
     for (let k = 0; k < this.jobs.length; k++) {
       const job = this.jobs[(this.rr + k) % this.jobs.length]!;
       if (!job.hasWork) continue;
-      // A retried shard goes to a worker that has not failed it yet, where there is one.
-      const first = job.pending[0];
-      if (first && first.causes.some((c) => c.startsWith(`${w.name}:`)) && readyWorkers > 1) {
-        const alt = job.pending.findIndex((t) => !t.causes.some((c) => c.startsWith(`${w.name}:`)));
-        if (alt > 0) job.pending.unshift(...job.pending.splice(alt, 1));
-        else if (job.uncut === 0) continue;
-        else {
-          // Leave the failed shard for another worker; cut fresh rows for this one.
-          const held = job.pending.splice(0);
-          const task = this.cut(w, job, readyWorkers);
-          job.pending.unshift(...held);
-          if (!task) continue;
-          this.rr = (this.rr + k + 1) % this.jobs.length;
-          return { job, task };
-        }
-      }
-      const task = job.pending.length > 0 ? job.take(0) : this.cut(w, job, readyWorkers);
+      const task = this.pendingFor(w, job) ?? this.cut(w, job, readyWorkers);
       if (!task) continue;
       this.rr = (this.rr + k + 1) % this.jobs.length;
       return { job, task };
     }
     return undefined;
+  }
+
+  /**
+   * The first pending shard `w` should take: a retried shard goes to a worker it has not failed
+   * on while such a worker is ready; once it has failed on every ready worker, anyone may retry it.
+   */
+  private pendingFor(w: WorkerSession, job: Job): ShardTask | undefined {
+    const i = job.pending.findIndex((t) => !t.failedOn.has(w.id) || !this.someoneElseCouldTake(t, w));
+    if (i < 0) return undefined;
+    return job.pending.splice(i, 1)[0];
+  }
+
+  private someoneElseCouldTake(t: ShardTask, w: WorkerSession): boolean {
+    for (const x of this.workers) if (x !== w && x.state === "ready" && !t.failedOn.has(x.id)) return true;
+    return false;
   }
 
   private cut(w: WorkerSession, job: Job, readyWorkers: number): ShardTask | undefined {
@@ -207,7 +207,7 @@ export class Scheduler {
       remaining: job.uncut,
       workers: readyWorkers,
     });
-    return job.take(rows);
+    return job.cut(rows);
   }
 
   /** The in-flight shard most behind its prediction that has one copy, not on `w`. */

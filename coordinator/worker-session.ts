@@ -53,6 +53,11 @@ export class WorkerSession {
     return this.hello?.name ?? this.connId;
   }
 
+  /** The worker's persistent id (the same across reconnects), or the connection's before hello. */
+  get id(): string {
+    return this.hello?.workerId ?? this.connId;
+  }
+
   /** Shards this worker may hold at once. */
   get credit(): number {
     return (this.hello?.slots ?? 0) + this.prefetch;

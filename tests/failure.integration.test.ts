@@ -185,4 +185,33 @@ describe("failure handling", () => {
     expect(s.workers.map((w) => w.name).sort()).toEqual(["slowpoke", "steady"]);
     expect(s.jobs[0]!.samplesDone).toBe(rows);
   }, 120_000);
+
+  it("a shard that fails on every worker fails its job after bounded retries, naming the shard and every cause", async () => {
+    const tmp = await tempDir("poison");
+    cleanups.push(tmp.remove);
+    const c = await coordinator(tmp.dir);
+    await worker(c, tmp.dir, "p1");
+    await worker(c, tmp.dir, "p2");
+    const rows = 400;
+    const ids = new BigInt64Array(rows * 16).fill(7n);
+    ids[150 * 16 + 3] = 5000n; // past the 1000-token vocabulary: Gather fails on this row only
+    const mask = new BigInt64Array(rows * 16).fill(1n);
+    await writeNpyFile(path.join(tmp.dir, "ids.npy"), { dtype: "int64", dims: [rows, 16], data: ids });
+    await writeNpyFile(path.join(tmp.dir, "mask.npy"), { dtype: "int64", dims: [rows, 16], data: mask });
+    const sub = startProc([
+      "submit", "--coordinator", c.url, "--model", "transformer", "--shard-size", "50",
+      "--input", `input_ids=${path.join(tmp.dir, "ids.npy")}`, "--input", `attention_mask=${path.join(tmp.dir, "mask.npy")}`,
+      "--out", path.join(tmp.dir, "out"), "--quiet",
+    ]);
+    cleanups.push(() => sub.stop("SIGKILL"));
+    expect(await exitOf(sub)).toBe(1);
+    const line = sub.stderr().trim();
+    expect(line.split("\n")).toHaveLength(1);
+    expect(line).toMatch(/shard 3 \(rows 150-200\) failed 3 times: /);
+    // Retried on the other worker: both appear among the causes.
+    expect(line).toMatch(/p1: E_INFERENCE/);
+    expect(line).toMatch(/p2: E_INFERENCE/);
+    const job = (await new CoordinatorClient(c.url).status()).jobs[0]!;
+    expect(job.state).toBe("failed");
+  }, 60_000);
 });
