@@ -10,6 +10,7 @@ import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { EdgepoolError, isErrorCode } from "../shared/errors.js";
 import { IoInfoSchema } from "../shared/onnx/model-info.js";
+import { ReportDataSchema } from "./report/report-data.js";
 import { DTYPES } from "../shared/tensor.js";
 
 const ErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
@@ -86,6 +87,7 @@ export const StatusViewSchema = z.object({
     totalSamples: z.number(),
     totalGflop: z.number(),
   }),
+  virtualThroughput: z.object({ totalShards: z.number(), totalSamples: z.number(), peakShardsPerSec: z.number() }),
   counters: z.record(z.string(), z.number()),
   failover: z.object({
     resends: z.number(),
@@ -191,6 +193,10 @@ export class CoordinatorClient {
 
   status() {
     return this.json(StatusViewSchema, "/api/status");
+  }
+
+  reportData() {
+    return this.json(ReportDataSchema, "/api/report-data");
   }
 
   /**

@@ -3,6 +3,7 @@
  * (workers), a data directory with the SQLite job database, models and tensors, and the
  * periodic throughput log line.
  */
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, stat } from "node:fs/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
@@ -12,6 +13,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
+import { CATALOG } from "../shared/catalog.js";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { PROTOCOL_VERSION } from "../shared/protocol.js";
 import type { CoordinatorConfig } from "./config.js";
@@ -33,7 +35,11 @@ export class Coordinator {
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
   private readonly db: JobDb;
+  /** Work done by real workers; virtual (simulated) workers are counted apart, never mixed in. */
   readonly throughput = new Throughput();
+  readonly virtualThroughput = new Throughput();
+  /** Jobs that had shards on virtual workers (their figures are not about real devices). */
+  private readonly virtualJobs = new Set<string>();
   readonly scheduler: Scheduler;
   readonly jobs: JobService;
   readonly models: ModelStore;
@@ -45,7 +51,7 @@ export class Coordinator {
   private lastResentAt: number | null = null;
   private acceptingWork = true;
   private closing: Promise<void> | null = null;
-  private lastTotals = { shards: 0, samples: 0, flops: 0, at: Date.now() };
+  private lastTotals = { shards: 0, samples: 0, flops: 0, virtualShards: 0, virtualSamples: 0, at: Date.now() };
 
   private constructor(
     readonly config: CoordinatorConfig,
@@ -55,7 +61,7 @@ export class Coordinator {
     this.models = new ModelStore(path.join(config.dataDir, "models"), this.db, MAX_MODEL_BYTES);
     this.scheduler = new Scheduler(
       log,
-      this.throughput,
+      { real: this.throughput, virtual: this.virtualThroughput },
       {
         maxShardAttempts: config.maxShardAttempts,
         targetShardMs: config.targetShardMs,
@@ -63,7 +69,10 @@ export class Coordinator {
         minShardTimeoutMs: config.minShardTimeoutMs,
       },
       {
-        jobFinished: (job) => this.jobs.forget(job),
+        jobFinished: (job) => {
+          if (job.touchedByVirtual) this.virtualJobs.add(job.id);
+          this.jobs.forget(job);
+        },
         resent: (_d, at) => {
           this.resendLatency.push(Date.now() - at);
           if (this.resendLatency.length > 1000) this.resendLatency.shift();
@@ -155,29 +164,75 @@ export class Coordinator {
     this.livenessTimer.unref();
   }
 
-  /** One info line per interval while work runs: workers, busy workers and rates over the interval. */
+  /**
+   * One info line per interval while work runs: workers, busy workers and rates over the
+   * interval. Virtual workers' work is reported in fields of its own, never in the real rates.
+   */
   private logStats(): void {
     const now = Date.now();
     const total = this.throughput.total;
+    const vtotal = this.virtualThroughput.total;
     const last = this.lastTotals;
-    const working = this.scheduler.activeJobs.length > 0 || total.shards !== last.shards;
-    if (!working) {
-      this.lastTotals = { ...total, at: now };
-      return;
-    }
+    const working = this.scheduler.activeJobs.length > 0 || total.shards !== last.shards || vtotal.shards !== last.virtualShards;
     const secs = Math.max(1e-3, (now - last.at) / 1000);
-    this.lastTotals = { ...total, at: now };
+    this.lastTotals = { ...total, virtualShards: vtotal.shards, virtualSamples: vtotal.samples, at: now };
+    if (!working) return;
+    let virtualWorkers = 0;
+    for (const w of this.scheduler.workers) if (w.virtual) virtualWorkers++;
     this.log.info(
       {
-        workers: this.scheduler.workers.size,
+        workers: this.scheduler.workers.size - virtualWorkers,
         busyWorkers: this.scheduler.busyWorkers(),
         jobs: this.scheduler.activeJobs.length,
         shardsPerSec: round((total.shards - last.shards) / secs),
         samplesPerSec: round((total.samples - last.samples) / secs),
         gflopsPerSec: round((total.flops - last.flops) / secs / 1e9),
+        ...(virtualWorkers > 0 || vtotal.shards > 0
+          ? {
+              virtualWorkers,
+              virtualShardsPerSec: round((vtotal.shards - last.virtualShards) / secs),
+              virtualSamplesPerSec: round((vtotal.samples - last.virtualSamples) / secs),
+            }
+          : {}),
       },
       "pool throughput",
     );
+  }
+
+  /** The measured half of the report: per worker and model, jobs, capacity (GET /api/report-data). */
+  reportData() {
+    const models = this.jobs.list().map((j) => j.model);
+    const uniqueModels = [...new Set(models)].flatMap((sha) => {
+      const m = this.models.get(sha);
+      return m ? [{ sha256: sha, flopsPerSample: m.info.flopsPerSample, name: catalogNameOf(sha) }] : [];
+    });
+    const cpus = os.cpus();
+    return {
+      generatedAt: Date.now(),
+      coordinator: {
+        url: this.url,
+        version: VERSION,
+        host: { cpus: cpus.length, platform: process.platform, arch: process.arch, cpuModel: cpus[0]?.model ?? "unknown" },
+        uptimeSec: Math.round(process.uptime()),
+        rssBytes: process.memoryUsage().rss,
+        connectedWorkers: this.scheduler.workers.size,
+        peakConnectedWorkers: this.scheduler.peakWorkers,
+        peakShardsPerSec: Math.max(this.throughput.peakShardsPerSec, this.virtualThroughput.peakShardsPerSec),
+      },
+      models: uniqueModels,
+      workers: [
+        ...[...this.scheduler.workers].map((w) => w.toReport(true)),
+        ...this.scheduler.departed.map((w) => w.toReport(false)),
+      ],
+      jobs: this.jobs.list().map((row) => {
+        const v = jobView(row);
+        return {
+          id: v.id, model: v.model, state: v.state, rows: v.rows, samplesDone: v.samplesDone,
+          startedAt: v.startedAt, finishedAt: v.finishedAt, samplesPerSec: v.samplesPerSec,
+          virtual: this.virtualJobs.has(v.id) || this.jobs.isVirtual(v.id),
+        };
+      }),
+    };
   }
 
   /** Everything `status` shows. */
@@ -197,6 +252,12 @@ export class Coordinator {
         totalShards: this.throughput.total.shards,
         totalSamples: this.throughput.total.samples,
         totalGflop: this.throughput.total.flops / 1e9,
+      },
+      /** Work by virtual (simulated) workers, kept apart from the real figures above. */
+      virtualThroughput: {
+        totalShards: this.virtualThroughput.total.shards,
+        totalSamples: this.virtualThroughput.total.samples,
+        peakShardsPerSec: this.virtualThroughput.peakShardsPerSec,
       },
       counters: { ...this.scheduler.counters },
       failover: {
@@ -219,6 +280,7 @@ export class Coordinator {
 
     if (b === "health" && method === "GET") return sendJson(res, 200, { ok: true, version: VERSION, protocol: PROTOCOL_VERSION });
     if (b === "status" && method === "GET") return sendJson(res, 200, this.status());
+    if (b === "report-data" && method === "GET") return sendJson(res, 200, this.reportData());
     if (b === "models" && !c && method === "POST") {
       const m = await this.models.upload(req);
       return sendJson(res, 201, { sha256: m.sha256, bytes: m.bytes, ...m.info });
@@ -281,6 +343,14 @@ export class Coordinator {
     })();
     return this.closing;
   }
+}
+
+let catalogShas: Map<string, string> | null = null;
+
+/** The catalog name of a model, when its bytes are a catalog build (computed once, lazily). */
+function catalogNameOf(sha: string): string | null {
+  catalogShas ??= new Map(CATALOG.map((m) => [createHash("sha256").update(m.build()).digest("hex"), m.name]));
+  return catalogShas.get(sha) ?? null;
 }
 
 function summarize(xs: readonly number[]): { median: number; max: number } {

@@ -165,6 +165,11 @@ export class JobService {
     return path.join(this.jobDir(id), out.file);
   }
 
+  /** True when a live job has had shards on virtual workers. */
+  isVirtual(id: string): boolean {
+    return this.live.get(id)?.touchedByVirtual ?? false;
+  }
+
   liveJobs(): Job[] {
     return [...this.live.values()];
   }

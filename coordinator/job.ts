@@ -53,6 +53,8 @@ export class Job {
   private outputsReady: Promise<void> | null = null;
   samplesDone: number;
   shardsDone: number;
+  /** Some shard of this job ran on a virtual worker: its figures are not about real devices. */
+  touchedByVirtual = false;
 
   private constructor(
     readonly row: JobRow,
@@ -130,6 +132,13 @@ export class Job {
     }
     this.state = to;
     this.db.setState(this.id, to, error);
+  }
+
+  /** The job's row as stored now (timestamps and counters as the API reports them). */
+  stored(): JobRow {
+    const row = this.db.getJob(this.id);
+    if (!row) throw new EdgepoolError("E_INTERNAL", `job ${this.id} vanished from the database`);
+    return row;
   }
 
   /** Builds the `shard` frame for a task, reading its input rows straight into the frame. */

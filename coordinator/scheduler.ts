@@ -68,7 +68,7 @@ export class Scheduler {
 
   constructor(
     private readonly log: Logger,
-    private readonly throughput: Throughput,
+    private readonly throughput: { real: Throughput; virtual: Throughput },
     private readonly opts: SchedulerOptions,
     private readonly events: SchedulerEvents,
   ) {}
@@ -77,14 +77,21 @@ export class Scheduler {
     return this.jobs;
   }
 
+  /** Most workers connected at once. */
+  peakWorkers = 0;
+  /** Workers that have left, kept for the report (their work still counts). */
+  readonly departed: WorkerSession[] = [];
+
   addWorker(w: WorkerSession): void {
     this.workers.add(w);
+    if (this.workers.size > this.peakWorkers) this.peakWorkers = this.workers.size;
     this.pump();
   }
 
   /** Forgets a worker; every shard it held that has no other copy goes back to its job. */
   removeWorker(w: WorkerSession): void {
     if (!this.workers.delete(w)) return;
+    if (w.shardsDone > 0) this.departed.push(w);
     for (const d of [...w.inflight.values()]) this.withdraw(d, null);
     this.pump();
   }
@@ -313,11 +320,10 @@ export class Scheduler {
           other.worker.send(JSON.stringify({ type: "cancel", shardId: other.shardId, reason: "another copy finished first" }));
           this.counters.duplicatesCancelled += 1;
         }
-        w.shardsDone += 1;
-        w.samplesDone += rows;
-        w.computeMs += header.computeMs;
+        w.recordDone(job.model.sha256, rows, header.computeMs, header.throttleMs);
+        if (w.virtual) job.touchedByVirtual = true;
         this.counters.completed += 1;
-        this.throughput.record(rows, rows * job.flopsPerSample);
+        (w.virtual ? this.throughput.virtual : this.throughput.real).record(rows, rows * job.flopsPerSample);
         this.log.debug({ jobId: job.id, shardId: header.shardId, worker: w.name, rows, ms: Date.now() - d.sentAt }, "shard done");
         if (job.complete && job.active) this.finishJob(job);
       })
@@ -355,7 +361,10 @@ export class Scheduler {
       .closeFiles()
       .then(() => {
         job.transition("done");
-        this.log.info({ jobId: job.id, rows: job.row.rows, shards: job.shardsDone }, "job done");
+        const row = job.stored();
+        const secs = ((row.finishedAt ?? 0) - (row.startedAt ?? 0)) / 1000;
+        const samplesPerSec = secs > 0 ? row.rows / secs : 0;
+        this.log.info({ jobId: job.id, rows: row.rows, shards: row.shardsDone, seconds: secs, samplesPerSec: Math.round(samplesPerSec * 100) / 100, virtual: job.touchedByVirtual }, "job done");
       })
       .catch((err: unknown) => {
         job.transition("failed", `could not finish writing outputs: ${toEdgepoolError(err).message}`);

@@ -22,6 +22,8 @@ interface Bucket extends WorkDone {
 export class Throughput {
   private readonly buckets: Bucket[] = [];
   readonly total: WorkDone = { shards: 0, samples: 0, flops: 0 };
+  /** Most shards completed in any one second so far. */
+  peakShardsPerSec = 0;
 
   constructor(
     private readonly windowSec = 10,
@@ -37,6 +39,7 @@ export class Throughput {
       this.trim(second);
     }
     last.shards += 1;
+    if (last.shards > this.peakShardsPerSec) this.peakShardsPerSec = last.shards;
     last.samples += samples;
     last.flops += flops;
     this.total.shards += 1;

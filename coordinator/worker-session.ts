@@ -41,6 +41,8 @@ export class WorkerSession {
   lastShardRows = 0;
   /** Effective samples/s by model sha256 (compute plus CPU-cap idling), smoothed. */
   readonly rates = new Map<string, number>();
+  /** Work done per model sha256, for the report. */
+  readonly perModel = new Map<string, { shards: number; samples: number; computeMs: number; throttleMs: number }>();
 
   constructor(
     readonly connId: string,
@@ -70,6 +72,44 @@ export class WorkerSession {
   /** Samples per second of compute time, as measured on this worker so far. */
   get samplesPerSec(): number {
     return this.computeMs > 0 ? (this.samplesDone * 1000) / this.computeMs : 0;
+  }
+
+  get virtual(): boolean {
+    return this.hello?.virtual ?? false;
+  }
+
+  /** Records an accepted shard. */
+  recordDone(model: string, rows: number, computeMs: number, throttleMs: number): void {
+    this.shardsDone += 1;
+    this.samplesDone += rows;
+    this.computeMs += computeMs;
+    const m = this.perModel.get(model) ?? { shards: 0, samples: 0, computeMs: 0, throttleMs: 0 };
+    m.shards += 1;
+    m.samples += rows;
+    m.computeMs += computeMs;
+    m.throttleMs += throttleMs;
+    this.perModel.set(model, m);
+  }
+
+  /** What the report needs to know about this worker. */
+  toReport(connected: boolean) {
+    const h = this.hello;
+    const profile = h?.virtual ? (/^virtual-([^-]+)-/.exec(h.name)?.[1] ?? null) : null;
+    return {
+      id: this.id,
+      name: this.name,
+      platform: h?.platform ?? "unknown",
+      arch: h?.arch ?? "unknown",
+      cpus: h?.cpus ?? 0,
+      threads: h?.threads ?? 0,
+      slots: h?.slots ?? 0,
+      maxCpu: h?.maxCpu ?? 100,
+      virtual: this.virtual,
+      profile,
+      runtime: h?.runtime ?? { name: "unknown", version: "unknown" },
+      connected,
+      perModel: [...this.perModel].map(([model, m]) => ({ model, ...m })),
+    };
   }
 
   /** True when nothing is in flight on this worker. */
