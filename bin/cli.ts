@@ -6,6 +6,7 @@ import { coordinatorCommand } from "./commands/coordinator.js";
 import { demoCommand } from "./commands/demo.js";
 import { exportModelCommand, inspectCommand, modelsCommand } from "./commands/models.js";
 import { statusCommand } from "./commands/status.js";
+import { reportCommand } from "./commands/report.js";
 import { submitCommand } from "./commands/submit.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -90,7 +91,18 @@ export async function main(argv: string[]): Promise<number> {
     .option("--samples <n>", "samples in the job", "8192")
     .option("--model <name>", "catalog model", "cnn")
     .option("--shard-size <n>", "rows per shard")
+    .option("--report-dir <dir>", "where the report and the coordinator log go", "edgepool-report")
     .action((o: Record<string, unknown>) => run(demoCommand(o)));
+
+  program
+    .command("report")
+    .description("write report.md and SVG charts: measured throughput, H100-equivalents, the billion-device extrapolation")
+    .requiredOption("--coordinator <url>", "coordinator URL, e.g. http://host:7070")
+    .requiredOption("--out <dir>", "folder for report.md and the charts")
+    .option("--profiles <file.json>", "reference figures to override (any subset, JSON)")
+    .option("--set <path=value>", "override one reference figure, e.g. availability.central=0.3; repeatable", collect)
+    .option("--devices <n>", "fleet size to extrapolate to (default 1e9)")
+    .action((o: Record<string, unknown>) => run(reportCommand({ ...o, set: o.set ?? [] }, argv)));
 
   program
     .command("conformance")

@@ -20,6 +20,8 @@ export interface LocalPoolOptions {
   threads?: number;
   logLevel?: "info" | "warn" | "error" | "silent";
   statsIntervalMs?: number;
+  /** Write the coordinator's log (at info) to this file instead of stderr. */
+  coordinatorLog?: string;
 }
 
 export class LocalPool {
@@ -31,7 +33,9 @@ export class LocalPool {
 
   static async start(opts: LocalPoolOptions): Promise<LocalPool> {
     const dir = await mkdtemp(path.join(os.tmpdir(), "edgepool-local-"));
-    const log = createLogger({ name: "coordinator", level: opts.logLevel ?? "warn", stderr: true });
+    const log = opts.coordinatorLog
+      ? createLogger({ name: "coordinator", level: "info", file: opts.coordinatorLog })
+      : createLogger({ name: "coordinator", level: opts.logLevel ?? "warn", stderr: true });
     const config = parseCoordinatorConfig({
       port: 0,
       host: "127.0.0.1",

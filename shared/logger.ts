@@ -9,6 +9,8 @@ export interface LoggerOptions {
   format?: "json" | "pretty";
   /** Write to stderr (fd 2) instead of stdout; CLIs that print results on stdout use this. */
   stderr?: boolean;
+  /** Write JSON lines to this file instead (created or appended). */
+  file?: string;
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
@@ -21,5 +23,6 @@ export function createLogger(opts: LoggerOptions): Logger {
       transport: { target: "pino-pretty", options: { destination: fd, colorize: false, translateTime: "SYS:HH:MM:ss.l" } },
     });
   }
-  return pino({ name: opts.name, level }, pino.destination({ fd, sync: false }));
+  const dest = opts.file ? pino.destination({ dest: opts.file, mkdir: true, sync: false }) : pino.destination({ fd, sync: false });
+  return pino({ name: opts.name, level }, dest);
 }

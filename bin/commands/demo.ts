@@ -3,12 +3,14 @@
  * job of thousands of samples on the catalog CNN, per-worker and pooled throughput, and a
  * check of the pooled outputs against a single-process ONNX Runtime run of the same inputs.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { z } from "zod";
 import { CoordinatorClient } from "../../coordinator/client.js";
+import { loadProfiles } from "../../coordinator/report/reference-profiles.js";
+import { writeReport } from "../../coordinator/report/render.js";
 import { submitJob } from "../../coordinator/submit-job.js";
 import { catalogModel } from "../../shared/catalog.js";
 import { EdgepoolError } from "../../shared/errors.js";
@@ -26,6 +28,7 @@ const DemoOptionsSchema = z.object({
   samples: z.coerce.number().int().min(1).max(10_000_000).default(8192),
   model: z.string().default("cnn"),
   shardSize: z.coerce.number().int().positive().optional(),
+  reportDir: z.string().default("edgepool-report"),
 });
 
 const TOLERANCE = 1e-5;
@@ -82,7 +85,11 @@ export async function demoCommand(raw: Record<string, unknown>): Promise<number>
     await writeNpyFile(inputFile, x);
 
     process.stdout.write(`edgepool demo: ${opts.workers} worker processes, ${opts.samples} samples of '${opts.model}' (${(flops / 1e6).toFixed(2)} MFLOP/sample)\n`);
-    pool = await LocalPool.start({ workers: opts.workers, threads: 1, logLevel: "warn" });
+    const reportDir = path.resolve(opts.reportDir);
+    await mkdir(reportDir, { recursive: true });
+    const coordinatorLog = path.join(reportDir, "coordinator.log");
+    await rm(coordinatorLog, { force: true });
+    pool = await LocalPool.start({ workers: opts.workers, threads: 1, logLevel: "warn", coordinatorLog });
     const client = new CoordinatorClient(pool.coordinator.url);
     const { job, files } = await submitJob(client, {
       model,
@@ -99,6 +106,7 @@ export async function demoCommand(raw: Record<string, unknown>): Promise<number>
     process.stdout.write(
       `pooled: ${job.rows} samples in ${job.shards} shards, ${wallSec.toFixed(2)} s wall: ${fmtRate(pooled)} samples/s, ${fmtRate((pooled * flops) / 1e9)} GFLOP/s\n`,
     );
+    const reportData = pool.coordinator.reportData();
     await pool.close();
     pool = undefined;
 
@@ -110,6 +118,10 @@ export async function demoCommand(raw: Record<string, unknown>): Promise<number>
       throw new EdgepoolError("E_INFERENCE", `pooled outputs differ from the local run: max abs diff ${diff} > ${TOLERANCE}`);
     }
     process.stdout.write(`outputs match the local run: max abs diff ${diff.toExponential(2)} (tolerance ${TOLERANCE})\n`);
+
+    const command = `npx edgepool demo --workers ${opts.workers} --samples ${opts.samples} --model ${opts.model}${opts.shardSize ? ` --shard-size ${opts.shardSize}` : ""}`;
+    const { reportPath } = await writeReport(reportDir, reportData, await loadProfiles({}), { command });
+    process.stdout.write(`report: ${reportPath} (coordinator log: ${coordinatorLog})\n`);
     return 0;
   } catch (err) {
     return fail("demo", err);
