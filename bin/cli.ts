@@ -8,6 +8,7 @@ import { exportModelCommand, inspectCommand, modelsCommand } from "./commands/mo
 import { statusCommand } from "./commands/status.js";
 import { reportCommand } from "./commands/report.js";
 import { submitCommand } from "./commands/submit.js";
+import { swarmCommand } from "./commands/swarm.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -93,6 +94,19 @@ export async function main(argv: string[]): Promise<number> {
     .option("--shard-size <n>", "rows per shard")
     .option("--report-dir <dir>", "where the report and the coordinator log go", "edgepool-report")
     .action((o: Record<string, unknown>) => run(demoCommand(o)));
+
+  logOptions(
+    program
+      .command("swarm")
+      .description("connect many simulated (virtual) workers to a coordinator, to test it at scale")
+      .requiredOption("--coordinator <url>", "coordinator URL, e.g. ws://127.0.0.1:7070")
+      .requiredOption("--count <n>", "virtual workers to connect")
+      .option("--profile <tier|mix>", "device tier (flagship, mid, low) or a mix like flagship:0.2,mid:0.45,low:0.35", "flagship:0.2,mid:0.45,low:0.35")
+      .option("--dropout-per-min <p>", "probability that a worker drops out within a minute (it returns after 1-10 s)", "0")
+      .option("--jitter <sigma>", "sigma of the lognormal factor on every service time", "0.2")
+      .option("--dial-concurrency <n>", "connections opened at once", "200")
+      .option("--stats-interval <ms>", "how often to log the swarm summary", "5000"),
+  ).action((o: Record<string, unknown>) => run(swarmCommand(o)));
 
   program
     .command("report")
