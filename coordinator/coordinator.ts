@@ -148,17 +148,24 @@ export class Coordinator {
    */
   private scheduleLiveness(): void {
     const every = Math.max(100, Math.floor(this.config.heartbeatTimeoutMs / 4));
+    const scheduledAt = Date.now();
     this.livenessTimer = setTimeout(() => {
       const now = Date.now();
+      // If this process was itself blocked, workers' messages sat unread: silence proves
+      // nothing this round. Ping everyone and judge on the next tick.
+      const blocked = now - scheduledAt > 2 * every;
+      if (blocked) this.log.warn({ lateMs: now - scheduledAt - every }, "coordinator event loop was blocked; liveness check skipped once");
       for (const w of this.scheduler.workers) {
-        if (now - w.lastSeen >= this.config.heartbeatTimeoutMs - every) {
+        if (!blocked && now - w.lastSeen >= this.config.heartbeatTimeoutMs - every) {
           this.log.warn({ worker: w.name, silentMs: now - w.lastSeen, requeued: w.inflight.size }, "worker unresponsive; disconnecting");
           w.socket.terminate();
         } else if (w.socket.readyState === w.socket.OPEN) {
           w.socket.ping();
         }
       }
-      this.scheduler.checkDeadlines(now);
+      if (!blocked) this.scheduler.checkDeadlines(now);
+      // Shards can fall behind with no event to notice it: look for stragglers on every tick.
+      this.scheduler.pump();
       this.scheduleLiveness();
     }, every);
     this.livenessTimer.unref();

@@ -54,9 +54,14 @@ export interface SchedulerEvents {
 
 /** Deadline multiple of the predicted time, per shard queued ahead on the worker. */
 const DEADLINE_FACTOR = 4;
+/** A shard this many times later than predicted may be copied onto an idle worker. */
+const STRAGGLER_FACTOR = 1.5;
 
 export class Scheduler {
   readonly workers = new Set<WorkerSession>();
+  /** Ready workers that may have free credit (see pump). */
+  private readonly hungry = new Set<WorkerSession>();
+  private drainingCount = 0;
   private readonly jobs: Job[] = [];
   private rr = 0;
   private seq = 0;
@@ -84,6 +89,7 @@ export class Scheduler {
 
   addWorker(w: WorkerSession): void {
     this.workers.add(w);
+    this.freed(w);
     if (this.workers.size > this.peakWorkers) this.peakWorkers = this.workers.size;
     this.pump();
   }
@@ -91,6 +97,8 @@ export class Scheduler {
   /** Forgets a worker; every shard it held that has no other copy goes back to its job. */
   removeWorker(w: WorkerSession): void {
     if (!this.workers.delete(w)) return;
+    this.hungry.delete(w);
+    if (w.state === "draining" || w.drained) this.drainingCount -= 1;
     if (w.shardsDone > 0) this.departed.push(w);
     for (const d of [...w.inflight.values()]) this.withdraw(d, null);
     this.pump();
@@ -98,7 +106,12 @@ export class Scheduler {
 
   /** A worker is leaving: it gets nothing new, and the shards it will not run go back now. */
   onDraining(w: WorkerSession, msg: Draining): void {
-    if (w.state === "ready") w.state = "draining";
+    if (w.state === "ready") {
+      w.state = "draining";
+      w.drained = true;
+      this.drainingCount += 1;
+      this.hungry.delete(w);
+    }
     for (const id of msg.released) {
       const d = w.inflight.get(id);
       if (d) this.withdraw(d, null);
@@ -118,6 +131,7 @@ export class Scheduler {
    */
   private withdraw(d: Dispatch, cause: { code: string; message: string } | null, notify = false): void {
     d.worker.inflight.delete(d.shardId);
+    this.freed(d.worker);
     if (notify) d.worker.send(JSON.stringify({ type: "cancel", shardId: d.shardId, reason: cause?.message ?? "withdrawn" }));
     const { job, task } = d;
     const copies = (job.inflight.get(task.idx) ?? []).filter((c) => c !== d);
@@ -148,6 +162,7 @@ export class Scheduler {
     for (const copies of job.inflight.values()) {
       for (const d of copies) {
         d.worker.inflight.delete(d.shardId);
+        this.freed(d.worker);
         d.worker.send(JSON.stringify({ type: "cancel", shardId: d.shardId, reason }));
       }
     }
@@ -155,25 +170,61 @@ export class Scheduler {
     this.pump();
   }
 
-  /** Fills free credit on every ready worker; idle workers left over take straggler copies. */
+  /**
+   * Fills free credit on the workers that may have some; idle workers left over take straggler
+   * copies. Only workers whose credit was freed since they were last full are visited, so a
+   * result costs work in proportion to what it freed, not to the size of the pool.
+   */
   pump(): void {
     if (this.jobs.length === 0) return;
-    const ready = [...this.workers].filter((w) => w.state === "ready").length;
-    for (const w of this.workers) {
+    const ready = this.workers.size - this.drainingCount;
+    for (const w of this.hungry) {
+      if (!this.jobs.some((j) => j.hasWork)) break;
       while (w.freeCredit > 0) {
         const next = this.nextTask(w, ready);
         if (!next) break;
         this.dispatch(w, next.job, next.task, false);
       }
+      if (w.freeCredit === 0) this.hungry.delete(w);
     }
-    if (this.jobs.some((j) => j.hasWork)) return;
-    for (const w of this.workers) {
-      if (!w.idle) continue;
-      const straggler = this.slowestElsewhere(w);
-      if (!straggler) break;
+    if (!this.jobs.some((j) => j.hasWork)) this.assignStragglers();
+  }
+
+  /** Marks a worker as possibly having free credit. */
+  private freed(w: WorkerSession): void {
+    if (w.state === "ready" && this.workers.has(w)) this.hungry.add(w);
+  }
+
+  /**
+   * Duplicates shards that are behind their prediction onto idle workers, most behind first:
+   * candidates are ranked once per call, so the cost is in-flight shards, not idle x in flight.
+   */
+  private assignStragglers(): void {
+    const idle: WorkerSession[] = [];
+    for (const w of this.hungry) if (w.idle) idle.push(w);
+    if (idle.length === 0) return;
+    const now = Date.now();
+    const late: Array<{ d: Dispatch; score: number }> = [];
+    for (const job of this.jobs) {
+      for (const copies of job.inflight.values()) {
+        if (copies.length !== 1) continue;
+        const d = copies[0]!;
+        // A shard may wait behind the others its worker holds, so "behind" allows for credit.
+        const expected = (d.expectedMs > 0 ? d.expectedMs : this.opts.targetShardMs) * d.worker.credit;
+        const elapsed = now - d.sentAt;
+        if (elapsed > STRAGGLER_FACTOR * expected + 50) late.push({ d, score: elapsed / expected });
+      }
+    }
+    if (late.length === 0) return;
+    late.sort((a, b) => b.score - a.score);
+    let next = 0;
+    for (const w of idle) {
+      while (next < late.length && late[next]!.d.worker === w) next++;
+      const pick = late[next++];
+      if (!pick) return;
       this.counters.duplicated += 1;
-      this.log.debug({ jobId: straggler.job.id, shard: straggler.task.idx, worker: w.name, slowWorker: straggler.worker.name }, "straggler duplicated");
-      this.dispatch(w, straggler.job, straggler.task, true);
+      this.log.debug({ jobId: pick.d.job.id, shard: pick.d.task.idx, worker: w.name, slowWorker: pick.d.worker.name }, "straggler duplicated");
+      this.dispatch(w, pick.d.job, pick.d.task, true);
     }
   }
 
@@ -215,26 +266,6 @@ export class Scheduler {
       workers: readyWorkers,
     });
     return job.cut(rows);
-  }
-
-  /** The in-flight shard most behind its prediction that has one copy, not on `w`. */
-  private slowestElsewhere(w: WorkerSession): Dispatch | undefined {
-    const now = Date.now();
-    let best: Dispatch | undefined;
-    let bestScore = 0;
-    for (const job of this.jobs) {
-      for (const copies of job.inflight.values()) {
-        if (copies.length !== 1) continue;
-        const d = copies[0]!;
-        if (d.worker === w) continue;
-        const score = (now - d.sentAt) / Math.max(1, d.expectedMs);
-        if (!best || score > bestScore) {
-          best = d;
-          bestScore = score;
-        }
-      }
-    }
-    return best;
   }
 
   private dispatch(w: WorkerSession, job: Job, task: ShardTask, duplicate: boolean): void {
@@ -300,6 +331,7 @@ export class Scheduler {
       return;
     }
     w.inflight.delete(header.shardId);
+    this.freed(w);
     const { job, task } = d;
     const rows = task.end - task.start;
     const busyMs = header.computeMs + header.throttleMs;
@@ -317,6 +349,7 @@ export class Scheduler {
         for (const other of copies) {
           if (other === d) continue;
           other.worker.inflight.delete(other.shardId);
+          this.freed(other.worker);
           other.worker.send(JSON.stringify({ type: "cancel", shardId: other.shardId, reason: "another copy finished first" }));
           this.counters.duplicatesCancelled += 1;
         }

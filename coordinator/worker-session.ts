@@ -39,6 +39,8 @@ export class WorkerSession {
   rowsSent = 0;
   shardsSent = 0;
   lastShardRows = 0;
+  /** Set once the worker said it is draining (state may have moved on to closed since). */
+  drained = false;
   /** Effective samples/s by model sha256 (compute plus CPU-cap idling), smoothed. */
   readonly rates = new Map<string, number>();
   /** Work done per model sha256, for the report. */
