@@ -1,6 +1,7 @@
 /** The `edgepool` command line: one subcommand per user task, each with --help. */
 import { Command, Option } from "commander";
 import { runWorker } from "../worker/main.js";
+import { benchScalingCommand } from "./commands/bench.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
 import { demoCommand } from "./commands/demo.js";
@@ -117,6 +118,16 @@ export async function main(argv: string[]): Promise<number> {
     .option("--set <path=value>", "override one reference figure, e.g. availability.central=0.3; repeatable", collect)
     .option("--devices <n>", "fleet size to extrapolate to (default 1e9)")
     .action((o: Record<string, unknown>) => run(reportCommand({ ...o, set: o.set ?? [] }, argv)));
+
+  program
+    .command("bench")
+    .description("measurements that need a pool")
+    .command("scaling")
+    .description("pooled throughput with 1..k real workers and n virtual ones, with a Universal Scalability Law fit")
+    .option("--max-real <k>", "real worker processes to go up to (default: cores + 1)")
+    .option("--virtual <list>", "virtual worker counts, comma-separated", "500,2000,5000,10000")
+    .option("--json", "print one JSON object")
+    .action((o: Record<string, unknown>) => run(benchScalingCommand(o)));
 
   program
     .command("conformance")

@@ -56,6 +56,8 @@ export interface SchedulerEvents {
 const DEADLINE_FACTOR = 4;
 /** A shard this many times later than predicted may be copied onto an idle worker. */
 const STRAGGLER_FACTOR = 1.5;
+/** At most this share of in-flight shards (or 2) may have a second copy running. */
+const MAX_COPIED_FRACTION = 0.1;
 
 export class Scheduler {
   readonly workers = new Set<WorkerSession>();
@@ -205,8 +207,12 @@ export class Scheduler {
     if (idle.length === 0) return;
     const now = Date.now();
     const late: Array<{ d: Dispatch; score: number }> = [];
+    let inflight = 0;
+    let copied = 0;
     for (const job of this.jobs) {
       for (const copies of job.inflight.values()) {
+        inflight += 1;
+        if (copies.length > 1) copied += 1;
         if (copies.length !== 1) continue;
         const d = copies[0]!;
         // A shard may wait behind the others its worker holds, so "behind" allows for credit.
@@ -215,10 +221,14 @@ export class Scheduler {
         if (elapsed > STRAGGLER_FACTOR * expected + 50) late.push({ d, score: elapsed / expected });
       }
     }
-    if (late.length === 0) return;
+    // Copies are insurance against a few slow devices; when many shards look late, the
+    // coordinator itself is the bottleneck and copies would only add to its load.
+    let budget = Math.max(2, Math.ceil(inflight * MAX_COPIED_FRACTION)) - copied;
+    if (late.length === 0 || budget <= 0) return;
     late.sort((a, b) => b.score - a.score);
     let next = 0;
     for (const w of idle) {
+      if (budget-- <= 0) return;
       while (next < late.length && late[next]!.d.worker === w) next++;
       const pick = late[next++];
       if (!pick) return;
@@ -334,20 +344,22 @@ export class Scheduler {
     this.freed(w);
     const { job, task } = d;
     const rows = task.end - task.start;
+    // Answered: no longer a straggler candidate while its rows are written.
+    const others = (job.inflight.get(task.idx) ?? []).filter((c) => c !== d);
+    if (others.length > 0) job.inflight.set(task.idx, others);
+    else job.inflight.delete(task.idx);
     const busyMs = header.computeMs + header.throttleMs;
     if (busyMs > 0) w.rates.set(job.model.sha256, updateRate(w.rates.get(job.model.sha256), (rows * 1000) / busyMs));
     job
       .accept(task, tensors)
       .then((fresh) => {
-        const copies = job.inflight.get(task.idx) ?? [];
         if (!fresh) {
           this.counters.lateResults += 1;
-          job.inflight.set(task.idx, copies.filter((c) => c !== d));
           return;
         }
+        const copies = job.inflight.get(task.idx) ?? [];
         job.inflight.delete(task.idx);
         for (const other of copies) {
-          if (other === d) continue;
           other.worker.inflight.delete(other.shardId);
           this.freed(other.worker);
           other.worker.send(JSON.stringify({ type: "cancel", shardId: other.shardId, reason: "another copy finished first" }));
