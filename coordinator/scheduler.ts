@@ -20,6 +20,7 @@ import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { parseResultFrame, type Draining, type ShardError } from "../shared/protocol.js";
 import type { Job, ShardTask } from "./job.js";
+import { Limiter } from "./limiter.js";
 import { shardRows, updateRate } from "./planner.js";
 import type { Throughput } from "./throughput.js";
 import type { Dispatch, WorkerSession } from "./worker-session.js";
@@ -56,11 +57,17 @@ export interface SchedulerEvents {
 const DEADLINE_FACTOR = 4;
 /** A shard this many times later than predicted may be copied onto an idle worker. */
 const STRAGGLER_FACTOR = 1.5;
+const MAX_CONCURRENT_READS = 64;
 /** At most this share of in-flight shards (or 2) may have a second copy running. */
 const MAX_COPIED_FRACTION = 0.1;
 
 export class Scheduler {
   readonly workers = new Set<WorkerSession>();
+  /**
+   * Frames being read from disk at once. A large idle pool would otherwise take a whole job
+   * in one burst: every frame in memory together, and the event loop starved for seconds.
+   */
+  private readonly reading = new Limiter(MAX_CONCURRENT_READS);
   /** Ready workers that may have free credit (see pump). */
   private readonly hungry = new Set<WorkerSession>();
   private drainingCount = 0;
@@ -199,12 +206,10 @@ export class Scheduler {
 
   /**
    * Duplicates shards that are behind their prediction onto idle workers, most behind first:
-   * candidates are ranked once per call, so the cost is in-flight shards, not idle x in flight.
+   * candidates are ranked once per call and idle workers visited only while there are copies
+   * to place, so the cost follows the shards in flight, not the size of the pool.
    */
   private assignStragglers(): void {
-    const idle: WorkerSession[] = [];
-    for (const w of this.hungry) if (w.idle) idle.push(w);
-    if (idle.length === 0) return;
     const now = Date.now();
     const late: Array<{ d: Dispatch; score: number }> = [];
     let inflight = 0;
@@ -227,7 +232,9 @@ export class Scheduler {
     if (late.length === 0 || budget <= 0) return;
     late.sort((a, b) => b.score - a.score);
     let next = 0;
-    for (const w of idle) {
+    // Idle workers are found lazily: with a large pool most are idle, and a visit costs a step.
+    for (const w of this.hungry) {
+      if (!w.idle) continue;
       if (budget-- <= 0) return;
       while (next < late.length && late[next]!.d.worker === w) next++;
       const pick = late[next++];
@@ -297,9 +304,10 @@ export class Scheduler {
     if (job.state === "queued") job.transition("running");
     const handedBackAt = this.handedBack.get(task);
     if (handedBackAt !== undefined) this.handedBack.delete(task);
-    job
-      .buildShardFrame(task, shardId)
+    this.reading
+      .run(() => (w.inflight.get(shardId) === d ? job.buildShardFrame(task, shardId) : Promise.resolve(null)))
       .then((frame) => {
+        if (!frame) return; // withdrawn before its turn to be read
         if (w.inflight.get(shardId) !== d) return; // withdrawn while reading
         if (!w.send(frame)) return; // the socket went; removeWorker hands it back
         d.sentAt = Date.now();

@@ -100,3 +100,25 @@ describe("throughput window", () => {
     expect(t.active()).toBe(false);
   });
 });
+
+describe("limiter", () => {
+  it("runs at most max tasks at once, in order", async () => {
+    const { Limiter } = await import("../coordinator/limiter.js");
+    const l = new Limiter(2);
+    let running = 0;
+    let peak = 0;
+    const order: number[] = [];
+    const task = (i: number) => async () => {
+      running += 1;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, 5));
+      order.push(i);
+      running -= 1;
+      return i;
+    };
+    const results = await Promise.all([0, 1, 2, 3, 4].map((i) => l.run(task(i))));
+    expect(results).toEqual([0, 1, 2, 3, 4]);
+    expect(peak).toBe(2);
+    expect(order).toEqual([0, 1, 2, 3, 4]);
+  });
+});
