@@ -28,6 +28,16 @@ describe("countFlops on the catalog", () => {
     expect(r).toMatchObject({ unknownOps: [], unresolved: [], complete: true, batch: 1, outputShapes: { logits: [1, 10] } });
   });
 
+  it("wide-mlp: exactly the hand count", () => {
+    const matmul = 2 * 64 * 2048 + 2 * 2048 * 2048 + 2 * 2048 * 10;
+    const expected = matmul + (2048 + 2048 + 10) /* bias adds */ + (2048 + 2048) /* ReLUs */;
+    const r = countFlops(catalogModel("wide-mlp").build());
+    expect(r.flopsPerSample).toBe(expected);
+    expect(r.flopsPerSample).toBe(8_699_914);
+    expect(r.byOp).toEqual({ MatMul: matmul, Add: 4106, Relu: 4096 });
+    expect(r.complete).toBe(true);
+  });
+
   it("cnn: exactly the hand count", () => {
     // Stem: 3→16, 3x3 stride 2 on 32x32 → 16x16, bias, ReLU.
     let expected = 2 * 16 * 16 * 16 * 3 * 9 + 16 * 16 * 16 + 16 * 16 * 16;
