@@ -4,8 +4,13 @@
  */
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
+import { mkdir } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { hasChromium, launchChromium } from "./helpers/browser.js";
 import { runCli, tempDir } from "./helpers/procs.js";
+
+const ARTIFACTS = path.resolve("test-artifacts");
 
 let tmp: Awaited<ReturnType<typeof tempDir>> | undefined;
 afterAll(async () => tmp?.remove());
@@ -41,6 +46,31 @@ describe("the demo's report", () => {
       expect(svg).toMatch(/^(<\?xml [^>]*\?>\s*)?<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
       expect(svg.trim().endsWith("</svg>")).toBe(true);
       expect(report).toContain(`(${f})`);
+    }
+
+    // The charts render in a real browser: an <svg> root with a size and drawn content.
+    if (!hasChromium && process.env.CI) throw new Error("CI must install chromium (see .ci/run)");
+    if (hasChromium) {
+      await mkdir(ARTIFACTS, { recursive: true });
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        for (const f of svgs) {
+          await page.goto(pathToFileURL(path.join(dir, f)).href);
+          const shape = await page.evaluate(() => {
+            const root = document.documentElement;
+            const box = root.getBoundingClientRect();
+            return { tag: root.tagName.toLowerCase(), width: box.width, height: box.height, shapes: root.querySelectorAll("rect,path,line,polyline,text").length };
+          });
+          expect(shape.tag, f).toBe("svg");
+          expect(shape.width, f).toBeGreaterThan(100);
+          expect(shape.height, f).toBeGreaterThan(50);
+          expect(shape.shapes, f).toBeGreaterThan(3);
+          await page.screenshot({ path: path.join(ARTIFACTS, `report-${f.replace(/\.svg$/, "")}.png`) });
+        }
+      } finally {
+        await browser.close();
+      }
     }
   }, 120_000);
 });
