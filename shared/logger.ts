@@ -26,3 +26,20 @@ export function createLogger(opts: LoggerOptions): Logger {
   const dest = opts.file ? pino.destination({ dest: opts.file, mkdir: true, sync: false }) : pino.destination({ fd, sync: false });
   return pino({ name: opts.name, level }, dest);
 }
+
+/** Flushes buffered log lines, but never waits long for a stuck destination. */
+export function flushLogs(log: Logger, timeoutMs = 1000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    try {
+      log.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}

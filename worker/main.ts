@@ -4,9 +4,8 @@
  * resolves 1 at once. The caller owns process.exit, so this function can also be driven
  * from a test or another program.
  */
-import type { Logger } from "pino";
 import { toEdgepoolError } from "../shared/errors.js";
-import { createLogger } from "../shared/logger.js";
+import { createLogger, flushLogs } from "../shared/logger.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
 import { WorkerDaemon } from "./daemon.js";
 import { loadWorkerId } from "./identity.js";
@@ -16,24 +15,6 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-const FLUSH_TIMEOUT_MS = 1000;
-
-/** Flushes buffered log lines, but never waits long for a stuck destination. */
-function flushLogs(log: Logger): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, FLUSH_TIMEOUT_MS);
-    timer.unref();
-    try {
-      log.flush(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    } catch {
-      clearTimeout(timer);
-      resolve();
-    }
-  });
-}
 
 /** Runs a worker daemon until a signal or a fatal error; resolves the process exit code. */
 export async function runWorker(options: unknown): Promise<number> {

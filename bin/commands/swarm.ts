@@ -3,7 +3,7 @@
  * test the coordinator at pool sizes no lab has, and run until SIGINT/SIGTERM.
  */
 import { z } from "zod";
-import { createLogger, type Logger } from "../../shared/logger.js";
+import { createLogger, type Logger, flushLogs } from "../../shared/logger.js";
 import { Swarm, parseSwarmConfig, type SwarmStats } from "../../worker/swarm.js";
 import { LogOptionsSchema, fail, onceSignalled, parseOptions } from "../cli-util.js";
 
@@ -12,23 +12,6 @@ const SwarmCommandSchema = LogOptionsSchema.extend({
   statsIntervalMs: z.coerce.number().int().min(100).max(3_600_000).default(5000),
 });
 
-const FLUSH_TIMEOUT_MS = 1000;
-
-function flushLogs(log: Logger): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, FLUSH_TIMEOUT_MS);
-    timer.unref();
-    try {
-      log.flush(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    } catch {
-      clearTimeout(timer);
-      resolve();
-    }
-  });
-}
 
 /** Runs a swarm until a signal; resolves the exit code (0 after a clean close, 2 for bad options). */
 export async function swarmCommand(opts: Record<string, unknown>): Promise<number> {
