@@ -12,16 +12,16 @@
  *
  * `--json` prints one JSON object instead of lines. `--memory-gb <x>` sizes the memory job.
  */
-import { readFile } from "node:fs/promises";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
 import { Command } from "commander";
 import { CoordinatorClient } from "../coordinator/client.js";
-import { submitJob } from "../coordinator/submit-job.js";
 import { catalogModel } from "../shared/catalog.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { NpyRowWriter } from "../shared/npy-file.js";
+import type { Tensor } from "../shared/tensor.js";
+import { runLocally } from "../worker/local-run.js";
+import { jobRate, procMemory } from "./measure.js";
 import { runCli, startPool, startProc, startWorker, tempDir, type Proc } from "../tests/helpers/procs.js";
 
 interface Figure {
@@ -33,29 +33,10 @@ interface Figure {
   ratio: number;
 }
 
-async function procStatus(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
-  const text = await readFile(`/proc/${pid}/status`, "utf8");
-  const m = text.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
-async function localSamplesPerSec(model: Uint8Array, name: string, x: Float32Array, dims: number[], threads: number): Promise<number> {
-  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1 });
-  const rows = dims[0]!;
-  const per = x.length / rows;
-  const chunk = 256;
-  const run = async () => {
-    for (let s = 0; s < rows; s += chunk) {
-      const e = Math.min(rows, s + chunk);
-      await session.run({ [name]: new ort.Tensor("float32", x.subarray(s * per, e * per), [e - s, ...dims.slice(1)]) });
-    }
-  };
-  await run(); // warm-up
-  const t0 = performance.now();
-  await run();
-  const secs = (performance.now() - t0) / 1000;
-  await session.release();
-  return rows / secs;
+/** Samples/s of one local ONNX Runtime process over `x` (the second of two runs, after warm-up). */
+async function localSamplesPerSec(model: Uint8Array, name: string, x: Tensor, threads: number): Promise<number> {
+  await runLocally(model, name, x, { chunk: 256, threads });
+  return (await runLocally(model, name, x, { chunk: 256, threads })).samplesPerSec;
 }
 
 async function efficiency(samples: number): Promise<Figure> {
@@ -67,11 +48,9 @@ async function efficiency(samples: number): Promise<Figure> {
     const x = seededNormal(5, samples * 3 * 32 * 32, 1);
     const file = path.join(tmp.dir, "x.npy");
     await writeNpyFile(file, { dtype: "float32", dims, data: x });
-    const client = new CoordinatorClient(pool.url);
-    await submitJob(client, { model, inputs: { image: file }, outDir: path.join(tmp.dir, "warm") }); // warm-up: sessions, caches
-    const { job } = await submitJob(client, { model, inputs: { image: file }, outDir: path.join(tmp.dir, "out") });
-    const pooled = job.rows / ((job.finishedAt! - job.startedAt!) / 1000);
-    const local = await localSamplesPerSec(model, "image", x, dims, 2);
+    await jobRate(pool.url, model, { name: "image", file }, path.join(tmp.dir, "warm")); // warm-up: sessions, caches
+    const pooled = (await jobRate(pool.url, model, { name: "image", file }, path.join(tmp.dir, "out"))).samplesPerSec;
+    const local = await localSamplesPerSec(model, "image", { dtype: "float32", dims, data: x }, 2);
     return { name: "efficiency: cnn, pool 2 workers x 1 thread", value: pooled, unit: "samples/s", baseline: local, baselineName: "local ORT, 2 threads", ratio: pooled / local };
   } finally {
     await pool.stop();
@@ -96,21 +75,15 @@ async function memory(gb: number): Promise<Figure> {
     }
     await w.close();
     const pid = pool.coordinator.child.pid!;
-    const idle = await procStatus(pid, "VmRSS");
+    const idle = await procMemory(pid, "VmRSS");
     const r = await runCli(["submit", "--coordinator", pool.url, "--model", "mlp", "--input", `x=${file}`, "--out", path.join(tmp.dir, "out"), "--quiet"], 600_000);
     if (r.code !== 0) throw new Error(`memory job failed: ${r.stderr}`);
-    const peak = await procStatus(pid, "VmHWM");
+    const peak = await procMemory(pid, "VmHWM");
     return { name: `memory: coordinator peak RSS, job with ${(rows * rowFloats * 4 / 1e9).toFixed(2)} GB of inputs`, value: peak / 1e6, unit: "MB", baseline: idle / 1e6, baselineName: "idle RSS with 2 workers", ratio: peak / idle };
   } finally {
     await pool.stop();
     await tmp.remove();
   }
-}
-
-/** Samples/s of one adaptive cnn job on whatever pool is connected (wall clock of the job). */
-async function jobRate(url: string, file: string, out: string): Promise<number> {
-  const { job } = await submitJob(new CoordinatorClient(url), { model: catalogModel("cnn").build(), inputs: { image: file }, outDir: out });
-  return job.rows / ((job.finishedAt! - job.startedAt!) / 1000);
 }
 
 async function heterogeneous(samples: number): Promise<Figure> {
@@ -121,17 +94,18 @@ async function heterogeneous(samples: number): Promise<Figure> {
     const url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
     const file = path.join(tmp.dir, "x.npy");
     await writeNpyFile(file, { dtype: "float32", dims: [samples, 3, 32, 32], data: seededNormal(3, samples * 3 * 32 * 32, 1) });
+    const cnn = catalogModel("cnn").build();
     const fast = await startWorker(coordinator, url, "fast", path.join(tmp.dir, "fast"));
     procs.push(fast);
-    await jobRate(url, file, path.join(tmp.dir, "o")); // warm-up
-    const fastAlone = await jobRate(url, file, path.join(tmp.dir, "o"));
+    (await jobRate(url, cnn, { name: "image", file }, path.join(tmp.dir, "o"))).samplesPerSec; // warm-up
+    const fastAlone = (await jobRate(url, cnn, { name: "image", file }, path.join(tmp.dir, "o"))).samplesPerSec;
     await fast.stop();
     const slow = await startWorker(coordinator, url, "slow", path.join(tmp.dir, "slow"), ["--max-cpu", "25"]);
     procs.push(slow);
-    const slowAlone = await jobRate(url, file, path.join(tmp.dir, "o"));
+    const slowAlone = (await jobRate(url, cnn, { name: "image", file }, path.join(tmp.dir, "o"))).samplesPerSec;
     const fast2 = await startWorker(coordinator, url, "fast2", path.join(tmp.dir, "fast"));
     procs.push(fast2);
-    const pooled = await jobRate(url, file, path.join(tmp.dir, "o"));
+    const pooled = (await jobRate(url, cnn, { name: "image", file }, path.join(tmp.dir, "o"))).samplesPerSec;
     return {
       name: `heterogeneous pool: cnn, 1 worker + 1 at --max-cpu 25 (alone: ${fastAlone.toFixed(0)} and ${slowAlone.toFixed(0)} samples/s)`,
       value: pooled,

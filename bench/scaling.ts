@@ -10,8 +10,6 @@
  * The two series are never mixed.
  */
 import path from "node:path";
-import { CoordinatorClient } from "../coordinator/client.js";
-import { submitJob } from "../coordinator/submit-job.js";
 import { catalogModel } from "../shared/catalog.js";
 import { createLogger } from "../shared/logger.js";
 import { writeNpyFile } from "../shared/npy-file.js";
@@ -19,6 +17,7 @@ import { seededNormal } from "../shared/onnx/builder.js";
 import { type UslFit, fitUsl, uslPredict } from "../shared/usl.js";
 import { type Proc, startProc, startWorker, tempDir } from "../tests/helpers/procs.js";
 import { Swarm, parseSwarmConfig } from "../worker/swarm.js";
+import { jobRate, procMemory } from "./measure.js";
 
 export interface ScalingPoint {
   n: number;
@@ -34,15 +33,7 @@ export interface ScalingResult {
 }
 
 async function rssMb(pid: number): Promise<number> {
-  const { readFile } = await import("node:fs/promises");
-  const m = (await readFile(`/proc/${pid}/status`, "utf8")).match(/^VmRSS:\s+(\d+) kB/m);
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
-
-async function jobRate(url: string, model: Uint8Array, file: string, out: string, shardSize?: number) {
-  const { job } = await submitJob(new CoordinatorClient(url), { model, inputs: { x: file }, outDir: out, ...(shardSize ? { shardSize } : {}) });
-  const secs = (job.finishedAt! - job.startedAt!) / 1000;
-  return { samplesPerSec: job.rows / secs, shardsPerSec: job.shards / secs };
+  return (await procMemory(pid, "VmRSS")) / 2 ** 20;
 }
 
 function tryFit(points: ScalingPoint[]): UslFit | null {
@@ -73,8 +64,8 @@ export async function scalingBench(opts: { maxReal: number; virtualCounts: numbe
       const w = await startWorker(coordinator, url, `real-${k}`, path.join(tmp.dir, `w${k}`));
       workers.push(w);
       procs.push(w);
-      if (k === 1) await jobRate(url, wide, wideFile, path.join(tmp.dir, "o")); // warm-up
-      const r = await jobRate(url, wide, wideFile, path.join(tmp.dir, "o"));
+      if (k === 1) await jobRate(url, wide, { name: "x", file: wideFile }, path.join(tmp.dir, "o")); // warm-up
+      const r = await jobRate(url, wide, { name: "x", file: wideFile }, path.join(tmp.dir, "o"));
       real.push({ n: k, x: r.samplesPerSec, unit: "samples/s", virtual: false, rssMb: await rssMb(pid) });
       opts.say(`real workers ${k}: ${r.samplesPerSec.toFixed(0)} samples/s (wide-mlp)`);
     }
@@ -93,7 +84,7 @@ export async function scalingBench(opts: { maxReal: number; virtualCounts: numbe
         const shards = Math.max(4000, count);
         const file = path.join(tmp.dir, `v${count}.npy`);
         await writeNpyFile(file, { dtype: "float32", dims: [shards * shardRows, 256], data: seededNormal(2, shards * shardRows * 256, 1) });
-        const r = await jobRate(url, mlp, file, path.join(tmp.dir, "ov"), shardRows);
+        const r = await jobRate(url, mlp, { name: "x", file }, path.join(tmp.dir, "ov"), shardRows);
         const rss = await rssMb(pid);
         virtual.push({ n: count, x: r.shardsPerSec, unit: "shards/s", virtual: true, rssMb: rss });
         opts.say(`virtual workers ${count}: connected in ${(ms / 1000).toFixed(1)} s; ${r.shardsPerSec.toFixed(0)} shards/s; coordinator RSS ${rss.toFixed(0)} MB`);

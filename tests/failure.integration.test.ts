@@ -12,7 +12,9 @@ import { seededNormal } from "../shared/onnx/builder.js";
 import { maxAbsDiff } from "../shared/tensor-ops.js";
 import type { Tensor } from "../shared/tensor.js";
 import { type Proc, startProc, startWorker, tempDir } from "./helpers/procs.js";
-import { referenceRun } from "./helpers/reference.js";
+import { runLocally } from "../worker/local-run.js";
+
+const referenceRun = async (model: Uint8Array, input: string, x: Tensor, chunk: number) => (await runLocally(model, input, x, { chunk, threads: 1 })).out;
 
 /** Compute-dense, small inputs: jobs last seconds without writing big files. */
 const MODEL = "wide-mlp";

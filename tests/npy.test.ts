@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { codeOf } from "./helpers/errors.js";
 import { EdgepoolError } from "../shared/errors.js";
 import {
   NPY_PREFIX_BYTES,
@@ -35,14 +36,6 @@ function numpyV1(dict: string, total = 128): Uint8Array {
   return latin1("\x93NUMPY\x01\x00" + String.fromCharCode(body.length & 0xff, body.length >> 8) + body);
 }
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof EdgepoolError ? err.code : `not an EdgepoolError: ${String(err)}`;
-  }
-  return "no error";
-}
 
 async function errorOf(promise: Promise<unknown>): Promise<EdgepoolError> {
   try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { EdgepoolError } from "../shared/errors.js";
+import { codeOf } from "./helpers/errors.js";
 import type { Tensor } from "../shared/tensor.js";
 import {
   allClose,
@@ -11,15 +11,6 @@ import {
   toFloat64Array,
 } from "../shared/tensor-ops.js";
 
-/** The error code `fn` throws, or "no error". */
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof EdgepoolError ? err.code : `not an EdgepoolError: ${String(err)}`;
-  }
-  return "no error";
-}
 
 function messageOf(fn: () => unknown): string {
   try {

@@ -6,7 +6,6 @@
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
 import { z } from "zod";
 import { CoordinatorClient } from "../../coordinator/client.js";
 import { loadProfiles } from "../../coordinator/report/reference-profiles.js";
@@ -20,6 +19,7 @@ import { seededNormal } from "../../shared/onnx/builder.js";
 import { readModelInfo } from "../../shared/onnx/model-info.js";
 import { maxAbsDiff } from "../../shared/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor.js";
+import { runLocally } from "../../worker/local-run.js";
 import { fail, fmtRate, parseOptions, table } from "../cli-util.js";
 import { LocalPool } from "../local-pool.js";
 
@@ -33,37 +33,6 @@ const DemoOptionsSchema = z.object({
 
 const TOLERANCE = 1e-5;
 
-/** Runs the model in this process with `threads` intra-op threads, in chunks; returns outputs and samples/s. */
-async function localRun(model: Uint8Array, name: string, input: Tensor, outName: string, threads: number): Promise<{ out: Tensor; samplesPerSec: number }> {
-  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, executionProviders: ["cpu"], logSeverityLevel: 3 });
-  try {
-    const rows = input.dims[0]!;
-    const per = input.data.length / rows;
-    const chunk = 256;
-    const parts: Float32Array[] = [];
-    let outDims: number[] = [];
-    const t0 = performance.now();
-    for (let s = 0; s < rows; s += chunk) {
-      const e = Math.min(rows, s + chunk);
-      const data = (input.data as Float32Array).subarray(s * per, e * per);
-      const res = await session.run({ [name]: new ort.Tensor("float32", data, [e - s, ...input.dims.slice(1)]) });
-      const o = res[outName]!;
-      parts.push(o.data as Float32Array);
-      outDims = [...o.dims];
-    }
-    const secs = (performance.now() - t0) / 1000;
-    const total = parts.reduce((n, p) => n + p.length, 0);
-    const data = new Float32Array(total);
-    let off = 0;
-    for (const p of parts) {
-      data.set(p, off);
-      off += p.length;
-    }
-    return { out: { dtype: "float32", dims: [rows, ...outDims.slice(1)], data }, samplesPerSec: rows / secs };
-  } finally {
-    await session.release();
-  }
-}
 
 export async function demoCommand(raw: Record<string, unknown>): Promise<number> {
   let pool: LocalPool | undefined;
@@ -111,7 +80,7 @@ export async function demoCommand(raw: Record<string, unknown>): Promise<number>
     pool = undefined;
 
     const pooledOut = await readNpyFile(files[output.name]!);
-    const local = await localRun(model, input.name, x, output.name, opts.workers);
+    const local = await runLocally(model, input.name, x, { chunk: 256, threads: opts.workers });
     const diff = maxAbsDiff(pooledOut, local.out);
     process.stdout.write(`local single process, ${opts.workers} threads (same cores, no pool): ${fmtRate(local.samplesPerSec)} samples/s; pool efficiency ${(pooled / local.samplesPerSec).toFixed(2)}\n`);
     if (!(diff <= TOLERANCE)) {
