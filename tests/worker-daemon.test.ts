@@ -499,7 +499,10 @@ describe("WorkerDaemon against a fake coordinator", () => {
       expect(r.header.computeMs).toBeGreaterThan(100);
       const gaps = pongsAt.slice(1).map((t, i) => t - pongsAt[i]!);
       expect(gaps.length).toBeGreaterThanOrEqual(r.header.computeMs / 25);
-      expect(Math.max(...gaps)).toBeLessThan(50);
+      // A loop blocked for the whole shard leaves one gap of about computeMs; rows that yield
+      // leave only short ones. Half of computeMs separates the two on a loaded machine too
+      // (a 50 ms bound flaked at 50.5 ms under CI load).
+      expect(Math.max(...gaps)).toBeLessThan(r.header.computeMs / 2);
     } finally {
       probing = false;
       clearTimeout(next);
