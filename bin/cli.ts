@@ -1,6 +1,7 @@
 /** The `edgepool` command line: one subcommand per user task, each with --help. */
 import { Command, Option } from "commander";
 import { runWorker } from "../worker/main.js";
+import { printSystemdUnitCommand } from "./commands/systemd-unit.js";
 import { benchScalingCommand } from "./commands/bench.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
@@ -15,8 +16,13 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 function logOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--log-level <level>", "log level").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"))
-    .addOption(new Option("--log-format <format>", "log format").choices(["json", "pretty"]).default("json"));
+    .addOption(new Option("--log-level <level>", "log level").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").env("EDGEPOOL_LOG_LEVEL"))
+    .addOption(new Option("--log-format <format>", "json lines for machines, pretty for people").choices(["json", "pretty"]).default("json").env("EDGEPOOL_LOG_FORMAT"));
+}
+
+/** `--coordinator <url>`, required, also read from EDGEPOOL_COORDINATOR. */
+function coordinatorOption(example: string): Option {
+  return new Option("--coordinator <url>", `coordinator URL, e.g. ${example}`).env("EDGEPOOL_COORDINATOR").makeOptionMandatory();
 }
 
 /** Parses argv, runs the command, and resolves its exit code. */
@@ -32,9 +38,9 @@ export async function main(argv: string[]): Promise<number> {
     program
       .command("coordinator")
       .description("serve jobs to workers on one HTTP + WebSocket port")
-      .option("--port <port>", "port to listen on (0 picks a free one)", "7070")
-      .option("--host <addr>", "address to listen on (0.0.0.0 for other machines)", "127.0.0.1")
-      .option("--data-dir <dir>", "job database, models and tensors (default ~/.edgepool/coordinator)")
+      .addOption(new Option("--port <port>", "port to listen on (0 picks a free one)").default("7070").env("EDGEPOOL_PORT"))
+      .addOption(new Option("--host <addr>", "address to listen on (0.0.0.0 for other machines)").default("127.0.0.1").env("EDGEPOOL_HOST"))
+      .addOption(new Option("--data-dir <dir>", "job database, models and tensors (default ~/.edgepool/coordinator)").env("EDGEPOOL_DATA_DIR"))
       .option("--stats-interval <ms>", "how often to log pooled throughput while work runs", "5000")
       .option("--heartbeat-timeout <ms>", "declare a silent worker dead after this long", "10000")
       .option("--shard-ms <ms>", "target duration of one shard; shard sizes follow each worker's speed", "500"),
@@ -43,31 +49,34 @@ export async function main(argv: string[]): Promise<number> {
   logOptions(
     program
       .command("worker")
-      .description("run shards for a coordinator with ONNX Runtime")
-      .requiredOption("--coordinator <url>", "coordinator URL, e.g. ws://host:7070")
-      .option("--slots <n>", "shards run at once", "1")
-      .option("--threads <n>", "ONNX Runtime threads per shard", "1")
-      .option("--max-cpu <percent>", "keep average CPU use of each thread at or under this share (duty cycle)", "100")
-      .option("--name <name>", "name shown in status (default: host name)")
-      .option("--state-dir <dir>", "worker id and model cache (default ~/.edgepool/worker)"),
-  ).action((o: Record<string, unknown>) => run(runWorker(o)));
+      .description("run shards for a coordinator with ONNX Runtime (every flag can also come from its EDGEPOOL_* variable)")
+      .addOption(coordinatorOption("ws://host:7070"))
+      .addOption(new Option("--slots <n>", "shards run at once").default("1").env("EDGEPOOL_SLOTS"))
+      .addOption(new Option("--threads <n>", "ONNX Runtime threads per shard").default("1").env("EDGEPOOL_THREADS"))
+      .addOption(new Option("--max-cpu <percent>", "keep average CPU use of each thread at or under this share (duty cycle)").default("100").env("EDGEPOOL_MAX_CPU"))
+      .addOption(new Option("--name <name>", "name shown in status (default: host name)").env("EDGEPOOL_NAME"))
+      .addOption(new Option("--state-dir <dir>", "worker id and model cache (default ~/.edgepool/worker)").env("EDGEPOOL_STATE_DIR"))
+      .option("--print-systemd-unit", "print a systemd unit that runs this worker with these options, and exit"),
+  ).action((o: Record<string, unknown>) => run(o.printSystemdUnit ? printSystemdUnitCommand(o) : runWorker(o)));
 
   program
     .command("submit")
     .description("run a job: a model and .npy inputs in, .npy outputs out")
-    .requiredOption("--coordinator <url>", "coordinator URL, e.g. http://host:7070")
+    .addOption(coordinatorOption("http://host:7070"))
     .requiredOption("--model <model>", "an .onnx file or a catalog model name (see 'edgepool models')")
     .option("--input <name=file.npy>", "a named input; repeat for each model input", collect)
     .requiredOption("--out <dir>", "folder for the outputs, one <output name>.npy each")
     .option("--shard-size <n>", "rows per shard (default: about rows/64)")
-    .option("--quiet", "print nothing but errors and the final line")
+    .option("--quiet", "no progress: print nothing but errors and the final line")
     .action((o: Record<string, unknown>) => run(submitCommand({ ...o, input: o.input ?? [] })));
 
   program
     .command("status")
     .description("workers, jobs and pooled throughput of a coordinator")
-    .requiredOption("--coordinator <url>", "coordinator URL, e.g. http://host:7070")
+    .addOption(coordinatorOption("http://host:7070"))
     .option("--json", "print JSON for scripts")
+    .option("--watch", "refresh in place until interrupted")
+    .option("--interval <ms>", "refresh interval with --watch", "2000")
     .action((o: Record<string, unknown>) => run(statusCommand(o)));
 
   program.command("models").description("list the built-in model catalog").action(() => run(modelsCommand()));
@@ -100,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
     program
       .command("swarm")
       .description("connect many simulated (virtual) workers to a coordinator, to test it at scale")
-      .requiredOption("--coordinator <url>", "coordinator URL, e.g. ws://127.0.0.1:7070")
+      .addOption(coordinatorOption("ws://127.0.0.1:7070"))
       .requiredOption("--count <n>", "virtual workers to connect")
       .option("--profile <tier|mix>", "device tier (flagship, mid, low) or a mix like flagship:0.2,mid:0.45,low:0.35", "flagship:0.2,mid:0.45,low:0.35")
       .option("--dropout-per-min <p>", "probability that a worker drops out within a minute (it returns after 1-10 s)", "0")
@@ -112,7 +121,7 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command("report")
     .description("write report.md and SVG charts: measured throughput, H100-equivalents, the billion-device extrapolation")
-    .requiredOption("--coordinator <url>", "coordinator URL, e.g. http://host:7070")
+    .addOption(coordinatorOption("http://host:7070"))
     .requiredOption("--out <dir>", "folder for report.md and the charts")
     .option("--profiles <file.json>", "reference figures to override (any subset, JSON)")
     .option("--set <path=value>", "override one reference figure, e.g. availability.central=0.3; repeatable", collect)

@@ -6,6 +6,7 @@ import { submitJob } from "../../coordinator/submit-job.js";
 import { catalogModel } from "../../shared/catalog.js";
 import { EdgepoolError } from "../../shared/errors.js";
 import { fail, fmtRate, parseOptions } from "../cli-util.js";
+import { JobProgress, progressMode } from "../progress.js";
 
 const SubmitOptionsSchema = z.object({
   coordinator: z.string().min(1),
@@ -55,31 +56,34 @@ export async function submitCommand(raw: Record<string, unknown>): Promise<numbe
     }
     const model = await loadModelArg(opts.model);
     const client = new CoordinatorClient(opts.coordinator);
-    let lastLine = 0;
+    const progress = new JobProgress(progressMode(process.stderr, opts.quiet), process.stderr);
     let outage = false;
-    const { job, files } = await submitJob(client, {
-      model,
-      inputs,
-      outDir: opts.out,
-      ...(opts.shardSize ? { shardSize: opts.shardSize } : {}),
-      onJob: (j) => {
-        if (opts.quiet) return;
-        const how = j.shardSize ? `${Math.ceil(j.rows / j.shardSize)} shards of ${j.shardSize} rows` : "shard sizes follow each worker's speed";
-        process.stderr.write(`job ${j.id}: ${j.rows} samples, ${how}\n`);
-      },
-      onReconnecting: (e) => {
-        if (outage) return;
-        outage = true;
-        process.stderr.write(`coordinator unreachable (${e.message}); waiting for it to come back\n`);
-      },
-      onProgress: (j) => {
-        if (outage && !opts.quiet) process.stderr.write(`coordinator is back; job ${j.id} is ${j.state}\n`);
-        outage = false;
-        if (opts.quiet || Date.now() - lastLine < 2000 || j.state === "done") return;
-        lastLine = Date.now();
-        process.stderr.write(`job ${j.id}: ${j.samplesDone}/${j.rows} samples (${(j.progress * 100).toFixed(1)}%), ${fmtRate(j.samplesPerSec)} samples/s\n`);
-      },
-    });
+    let result: Awaited<ReturnType<typeof submitJob>>;
+    try {
+      result = await submitJob(client, {
+        model,
+        inputs,
+        outDir: opts.out,
+        ...(opts.shardSize ? { shardSize: opts.shardSize } : {}),
+        onJob: (j) => {
+          const how = j.shardSize ? `${Math.ceil(j.rows / j.shardSize)} shards of ${j.shardSize} rows` : "shard sizes follow each worker's speed";
+          progress.say(`job ${j.id}: ${j.rows} samples, ${how}`);
+        },
+        onReconnecting: (e) => {
+          if (outage) return;
+          outage = true;
+          progress.say(`coordinator unreachable (${e.message}); waiting for it to come back`);
+        },
+        onProgress: (j) => {
+          if (outage) progress.say(`coordinator is back; job ${j.id} is ${j.state}`);
+          outage = false;
+          progress.update(j);
+        },
+      });
+    } finally {
+      progress.stop();
+    }
+    const { job, files } = result;
     const secs = job.startedAt && job.finishedAt ? (job.finishedAt - job.startedAt) / 1000 : 0;
     process.stdout.write(
       `job ${job.id} done: ${job.rows} samples in ${secs.toFixed(2)} s (${fmtRate(job.samplesPerSec)} samples/s); wrote ${Object.values(files).join(", ")}\n`,
