@@ -51,6 +51,8 @@ export interface SchedulerEvents {
   jobFinished(job: Job): void;
   /** A shard that had been handed back (dead worker, timeout, error) was sent again. */
   resent?(d: Dispatch, handedBackAt: number): void;
+  /** A shard's result was accepted, `ms` after its frame was sent. */
+  shardAccepted?(d: Dispatch, ms: number): void;
 }
 
 /** Deadline multiple of the predicted time, per shard queued ahead on the worker. */
@@ -60,6 +62,13 @@ const STRAGGLER_FACTOR = 1.5;
 const MAX_CONCURRENT_READS = 64;
 /** At most this share of in-flight shards (or 2) may have a second copy running. */
 const MAX_COPIED_FRACTION = 0.1;
+/**
+ * Stragglers are looked for at most this often. A scan costs a step per shard in flight, and
+ * once a job is fully cut every result would trigger one: with tens of thousands of workers
+ * that was most of the coordinator's CPU. A shard is only "late" after 1.5x its predicted
+ * time, so looking a few times a second loses nothing.
+ */
+const STRAGGLER_SCAN_MS = 100;
 
 export class Scheduler {
   readonly workers = new Set<WorkerSession>();
@@ -76,6 +85,8 @@ export class Scheduler {
   private seq = 0;
   /** When each handed-back shard was handed back, for the resend latency figure. */
   private readonly handedBack = new WeakMap<ShardTask, number>();
+  private lastStragglerScan = 0;
+  private stragglerTimer: NodeJS.Timeout | null = null;
   readonly counters: SchedulerCounters = {
     dispatched: 0, completed: 0, failed: 0, timedOut: 0, requeued: 0, duplicated: 0, duplicatesCancelled: 0, lateResults: 0, bytesOut: 0, bytesIn: 0,
   };
@@ -196,7 +207,22 @@ export class Scheduler {
       }
       if (w.freeCredit === 0) this.hungry.delete(w);
     }
-    if (!this.jobs.some((j) => j.hasWork)) this.assignStragglers();
+    if (!this.jobs.some((j) => j.hasWork)) this.scanForStragglers();
+  }
+
+  /** Runs the straggler scan now, or once the scan interval has passed since the last one. */
+  private scanForStragglers(): void {
+    const wait = this.lastStragglerScan + STRAGGLER_SCAN_MS - Date.now();
+    if (wait <= 0) {
+      this.lastStragglerScan = Date.now();
+      this.assignStragglers();
+      return;
+    }
+    this.stragglerTimer ??= setTimeout(() => {
+      this.stragglerTimer = null;
+      this.pump();
+    }, wait);
+    this.stragglerTimer.unref();
   }
 
   /** Marks a worker as possibly having free credit. */
@@ -377,7 +403,9 @@ export class Scheduler {
         if (w.virtual) job.touchedByVirtual = true;
         this.counters.completed += 1;
         (w.virtual ? this.throughput.virtual : this.throughput.real).record(rows, rows * job.flopsPerSample);
-        this.log.debug({ jobId: job.id, shardId: header.shardId, worker: w.name, rows, ms: Date.now() - d.sentAt }, "shard done");
+        const ms = Date.now() - d.sentAt;
+        this.events.shardAccepted?.(d, ms);
+        this.log.debug({ jobId: job.id, shardId: header.shardId, worker: w.name, rows, ms }, "shard done");
         if (job.complete && job.active) this.finishJob(job);
       })
       .catch((err: unknown) => {
