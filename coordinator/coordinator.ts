@@ -17,9 +17,13 @@ import { CATALOG } from "../shared/catalog.js";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { PROTOCOL_VERSION } from "../shared/protocol.js";
 import type { CoordinatorConfig } from "./config.js";
+import { isDashboardAsset, serveDashboardAsset } from "./dashboard/assets.js";
+import { buildSnapshot } from "./dashboard/snapshot.js";
+import { EventStream } from "./events.js";
 import { readJson, sendError, sendJson } from "./http-util.js";
 import { JobDb } from "./job-db.js";
 import { CreateJobSchema, JobService, jobView } from "./job-service.js";
+import { CoordinatorMetrics } from "./metrics.js";
 import { ModelStore } from "./model-store.js";
 import { Scheduler } from "./scheduler.js";
 import { Throughput } from "./throughput.js";
@@ -43,7 +47,10 @@ export class Coordinator {
   readonly scheduler: Scheduler;
   readonly jobs: JobService;
   readonly models: ModelStore;
+  readonly metrics: CoordinatorMetrics;
   private readonly gateway: WorkerGateway;
+  /** The dashboard's live feed (GET /api/events). */
+  private readonly events: EventStream;
   private statsTimer: NodeJS.Timeout | null = null;
   private livenessTimer: NodeJS.Timeout | null = null;
   /** Milliseconds from a shard being handed back (dead worker, timeout) to it being sent again. */
@@ -72,16 +79,26 @@ export class Coordinator {
         jobFinished: (job) => {
           if (job.touchedByVirtual) this.virtualJobs.add(job.id);
           this.jobs.forget(job);
+          this.metrics.jobFinished(job);
         },
         resent: (_d, at) => {
           this.resendLatency.push(Date.now() - at);
           if (this.resendLatency.length > 1000) this.resendLatency.shift();
           this.lastResentAt = Date.now();
         },
+        shardAccepted: (d, ms) => this.metrics.shardAccepted(d, ms),
       },
     );
+    this.metrics = new CoordinatorMetrics({ scheduler: this.scheduler, throughput: { real: this.throughput, virtual: this.virtualThroughput } });
     this.jobs = new JobService(config.dataDir, this.db, this.models, this.scheduler, MAX_INPUT_BYTES);
     this.gateway = new WorkerGateway(log, this.scheduler, config);
+    this.events = new EventStream(() =>
+      buildSnapshot(this.status(), {
+        flopsPerSample: (sha) => this.models.get(sha)?.info.flopsPerSample ?? null,
+        isVirtualJob: (id) => this.virtualJobs.has(id) || this.jobs.isVirtual(id),
+        virtualRates: this.virtualThroughput.rates(),
+      }),
+    );
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch((err: unknown) => {
         const e = toEdgepoolError(err);
@@ -282,10 +299,13 @@ export class Coordinator {
     const method = req.method ?? "GET";
     const [a, b, c, d, e] = parts;
 
+    if (method === "GET" && isDashboardAsset(url.pathname)) return serveDashboardAsset(res, url.pathname);
     if (a === "models" && b && !c && method === "GET") return this.serveFile(res, this.models.pathOf(b), "application/octet-stream");
+    if (a === "metrics" && !b && method === "GET") return this.metrics.respond(res);
     if (a !== "api") throw new EdgepoolError("E_NOT_FOUND", `no route ${method} ${url.pathname}; the API lives under /api`);
 
     if (b === "health" && method === "GET") return sendJson(res, 200, { ok: true, version: VERSION, protocol: PROTOCOL_VERSION });
+    if (b === "events" && !c && method === "GET") return this.events.open(req, res);
     if (b === "status" && method === "GET") return sendJson(res, 200, this.status());
     if (b === "report-data" && method === "GET") return sendJson(res, 200, this.reportData());
     if (b === "models" && !c && method === "POST") {
@@ -334,6 +354,7 @@ export class Coordinator {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.acceptingWork = false;
+      this.events.close();
       if (this.statsTimer) clearTimeout(this.statsTimer);
       if (this.livenessTimer) clearTimeout(this.livenessTimer);
       for (const ws of this.wss.clients) ws.close(1001, "coordinator shutting down");
