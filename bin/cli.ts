@@ -56,7 +56,9 @@ export async function main(argv: string[]): Promise<number> {
       .addOption(new Option("--max-cpu <percent>", "keep average CPU use of each thread at or under this share (duty cycle)").default("100").env("EDGEPOOL_MAX_CPU"))
       .addOption(new Option("--name <name>", "name shown in status (default: host name)").env("EDGEPOOL_NAME"))
       .addOption(new Option("--state-dir <dir>", "worker id and model cache (default ~/.edgepool/worker)").env("EDGEPOOL_STATE_DIR"))
-      .option("--print-systemd-unit", "print a systemd unit that runs this worker with these options, and exit"),
+      .option("--print-systemd-unit", "print a systemd unit that runs this worker with these options, and exit")
+      // A test facility (corrupt:<rate>), read from EDGEPOOL_FAULT_INJECT; kept out of --help on purpose.
+      .addOption(new Option("--fault-inject <spec>").env("EDGEPOOL_FAULT_INJECT").hideHelp()),
   ).action((o: Record<string, unknown>) => run(o.printSystemdUnit ? printSystemdUnitCommand(o) : runWorker(o)));
 
   program
@@ -66,7 +68,10 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption("--model <model>", "an .onnx file or a catalog model name (see 'edgepool models')")
     .option("--input <name=file.npy>", "a named input; repeat for each model input", collect)
     .requiredOption("--out <dir>", "folder for the outputs, one <output name>.npy each")
-    .option("--shard-size <n>", "rows per shard (default: about rows/64)")
+    .option("--shard-size <n>", "rows per shard (default: sized to each worker's speed)")
+    .option("--redundancy <k>", "have each shard computed by k different workers and compare the results (for untrusted workers)", "1")
+    .option("--rtol <x>", "relative tolerance when comparing float results (default 1e-4)")
+    .option("--atol <x>", "absolute tolerance when comparing float results (default 1e-5)")
     .option("--quiet", "no progress: print nothing but errors and the final line")
     .action((o: Record<string, unknown>) => run(submitCommand({ ...o, input: o.input ?? [] })));
 

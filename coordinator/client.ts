@@ -45,6 +45,7 @@ export const JobViewSchema = z.object({
   createdAt: z.number(),
   startedAt: z.number().nullable(),
   finishedAt: z.number().nullable(),
+  redundancy: z.number().default(1),
 });
 export type JobView = z.infer<typeof JobViewSchema>;
 
@@ -69,6 +70,10 @@ export const WorkerViewSchema = z.object({
   samplesPerSec: z.number(),
   connectedAt: z.number(),
   lastSeen: z.number(),
+  trust: z.number().default(0.5),
+  agreements: z.number().default(0),
+  disagreements: z.number().default(0),
+  quarantined: z.boolean().default(false),
 });
 export type WorkerView = z.infer<typeof WorkerViewSchema>;
 
@@ -179,7 +184,7 @@ export class CoordinatorClient {
     );
   }
 
-  createJob(req: { model: string; inputs: Record<string, string>; shardSize?: number }) {
+  createJob(req: { model: string; inputs: Record<string, string>; shardSize?: number; redundancy?: number; rtol?: number; atol?: number }) {
     return this.json(JobViewSchema, "/api/jobs", { method: "POST", body: JSON.stringify(req), headers: { "content-type": "application/json" } });
   }
 

@@ -37,7 +37,17 @@ export interface JobRow {
   shardCount: number;
   nextRow: number;
   fixedShardSize: number | null;
+  /** Result verification: each shard computed by `redundancy` workers and compared. */
+  verification: Verification;
 }
+
+export const VerificationSchema = z.object({
+  redundancy: z.number().int().min(1).max(9).default(1),
+  /** Outputs agree when |a - b| <= atol + rtol * |b| element by element (floats); integers must be equal. */
+  rtol: z.number().nonnegative().default(1e-4),
+  atol: z.number().nonnegative().default(1e-5),
+});
+export type Verification = z.infer<typeof VerificationSchema>;
 
 export interface ModelRow {
   sha256: string;
@@ -69,6 +79,7 @@ const JobRecordSchema = z.object({
   shard_count: z.number(),
   next_row: z.number(),
   fixed_shard_size: z.number().nullable(),
+  verification: z.string().nullable(),
 });
 
 const SCHEMA = `
@@ -108,6 +119,12 @@ CREATE TABLE IF NOT EXISTS shards (
 );
 `;
 
+/** Columns of `jobs` added after its first schema: [name, type]. */
+const MIGRATIONS: ReadonlyArray<readonly [string, string]> = [
+  // JSON of VerificationSchema; NULL means no verification (redundancy 1).
+  ["verification", "TEXT"],
+];
+
 export class JobDb {
   private readonly db: Database.Database;
   private closed = false;
@@ -117,6 +134,15 @@ export class JobDb {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA);
+    this.migrate();
+  }
+
+  /** Columns added after the first release, so a data directory from an older version opens. */
+  private migrate(): void {
+    const have = new Set((this.db.prepare("PRAGMA table_info(jobs)").all() as Array<{ name: string }>).map((c) => c.name));
+    for (const [column, type] of MIGRATIONS) {
+      if (!have.has(column)) this.db.exec(`ALTER TABLE jobs ADD COLUMN ${column} ${type}`);
+    }
   }
 
   putModel(sha256: string, bytes: number, info: ModelRow["info"]): void {
@@ -133,10 +159,10 @@ export class JobDb {
     return { sha256: row.sha256, bytes: row.bytes, info: ModelRecordSchema.parse(JSON.parse(row.info)) };
   }
 
-  insertJob(job: { id: string; model: string; rows: number; inputs: JobInput[]; createdAt: number; fixedShardSize: number | null }): void {
+  insertJob(job: { id: string; model: string; rows: number; inputs: JobInput[]; createdAt: number; fixedShardSize: number | null; verification: Verification }): void {
     this.db
-      .prepare("INSERT INTO jobs (id, model, state, rows, inputs, created_at, fixed_shard_size) VALUES (?, ?, 'queued', ?, ?, ?, ?)")
-      .run(job.id, job.model, job.rows, JSON.stringify(job.inputs), job.createdAt, job.fixedShardSize);
+      .prepare("INSERT INTO jobs (id, model, state, rows, inputs, created_at, fixed_shard_size, verification) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)")
+      .run(job.id, job.model, job.rows, JSON.stringify(job.inputs), job.createdAt, job.fixedShardSize, JSON.stringify(job.verification));
   }
 
   /** Records a newly cut shard [start, end) and moves the job's cut point to `end`, atomically. */
@@ -230,5 +256,6 @@ function toJobRow(raw: unknown): JobRow {
     shardCount: r.shard_count,
     nextRow: r.next_row,
     fixedShardSize: r.fixed_shard_size,
+    verification: VerificationSchema.parse(r.verification === null ? {} : JSON.parse(r.verification)),
   };
 }

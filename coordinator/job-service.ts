@@ -14,7 +14,7 @@ import { readNpyFileHeader } from "../shared/npy-file.js";
 import { elementCount, bytesPerElement } from "../shared/tensor.js";
 import { bodyToFile } from "./body-to-file.js";
 import { Job } from "./job.js";
-import type { JobDb, JobRow } from "./job-db.js";
+import { VerificationSchema, type JobDb, type JobRow } from "./job-db.js";
 import type { ModelStore } from "./model-store.js";
 import type { Scheduler } from "./scheduler.js";
 
@@ -25,6 +25,10 @@ export const CreateJobSchema = z.object({
   model: z.string().regex(/^[0-9a-f]{64}$/, "model must be the sha256 returned by POST /api/models"),
   inputs: z.record(z.string().min(1).max(256), z.string().regex(UPLOAD_ID_RE, "input values must be upload ids")),
   shardSize: z.number().int().positive().optional(),
+  /** Workers that compute each shard independently; results must agree (default 1: no check). */
+  redundancy: z.number().int().min(1).max(9).optional(),
+  rtol: z.number().nonnegative().max(1).optional(),
+  atol: z.number().nonnegative().optional(),
 });
 export type CreateJobRequest = z.infer<typeof CreateJobSchema>;
 
@@ -116,7 +120,7 @@ export class JobService {
       await rename(g.file, path.join(dir, rel));
       inputs.push({ name: g.name, file: rel, dtype: g.dtype, shape: g.shape });
     }
-    const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null };
+    const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null, verification: VerificationSchema.parse({ redundancy: req.redundancy, rtol: req.rtol, atol: req.atol }) };
     this.db.insertJob(row);
     const full = this.db.getJob(id)!;
     const job = await Job.open(full, model, dir, this.db);
@@ -201,6 +205,7 @@ export function jobView(row: JobRow) {
     createdAt: row.createdAt,
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
+    redundancy: row.verification.redundancy,
   };
 }
 export type JobView = ReturnType<typeof jobView>;

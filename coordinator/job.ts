@@ -16,7 +16,8 @@ import { safeFileName } from "../shared/job-inputs.js";
 import { NpyRowReader, NpyRowWriter } from "../shared/npy-file.js";
 import { rowBytes } from "../shared/tensor.js";
 import type { JobDb, JobOutput, JobRow, JobState, ModelRow } from "./job-db.js";
-import type { Dispatch } from "./worker-session.js";
+import type { Replicas } from "./verify.js";
+import type { Dispatch, WorkerSession } from "./worker-session.js";
 
 export interface ShardTask {
   idx: number;
@@ -27,6 +28,8 @@ export interface ShardTask {
   causes: string[];
   /** Workers (by id) this shard failed or timed out on; retries go elsewhere where possible. */
   failedOn: Set<string>;
+  /** Answers received so far when the job verifies results (redundancy > 1). */
+  replicas?: Replicas<WorkerSession>;
 }
 
 const ALLOWED: Record<JobState, readonly JobState[]> = {
@@ -98,6 +101,11 @@ export class Job {
 
   get flopsPerSample(): number {
     return this.model.info.flopsPerSample;
+  }
+
+  /** True when each shard must be computed by several workers that agree (redundancy > 1). */
+  get verifying(): boolean {
+    return this.row.verification.redundancy > 1;
   }
 
   /** True while some shard is waiting to be sent or some rows are not cut yet. */

@@ -15,14 +15,21 @@
  * shard in flight (against what its worker's rate predicted) is duplicated on the idle
  * worker. The first result accepted wins; the other copies are cancelled and counted.
  * Results for withdrawn dispatches arrive late and are dropped and counted.
+ *
+ * Verification: a job with redundancy k keeps each shard queued until k different workers
+ * hold or answered it; answers are compared (verify.ts) and only an agreed one is written.
+ * Workers outside the agreed answer lose trust, and one caught twice with trust under 0.5 is
+ * quarantined: it stays connected, gets no work, and stays quarantined if it reconnects.
  */
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import { parseResultFrame, type Draining, type ShardError } from "../shared/protocol.js";
+import type { NamedTensor } from "../shared/frame.js";
+import { parseResultFrame, type Draining, type ResultHeader, type ShardError } from "../shared/protocol.js";
 import type { Job, ShardTask } from "./job.js";
 import { Limiter } from "./limiter.js";
 import { shardRows, updateRate } from "./planner.js";
 import type { Throughput } from "./throughput.js";
+import { Replicas } from "./verify.js";
 import type { Dispatch, WorkerSession } from "./worker-session.js";
 
 export interface SchedulerCounters {
@@ -36,6 +43,11 @@ export interface SchedulerCounters {
   lateResults: number;
   bytesOut: number;
   bytesIn: number;
+  /** Shards accepted after replicas agreed. */
+  verified: number;
+  /** Replicas that disagreed with the accepted answer. */
+  replicaMismatches: number;
+  quarantined: number;
 }
 
 export interface SchedulerOptions {
@@ -89,7 +101,10 @@ export class Scheduler {
   private stragglerTimer: NodeJS.Timeout | null = null;
   readonly counters: SchedulerCounters = {
     dispatched: 0, completed: 0, failed: 0, timedOut: 0, requeued: 0, duplicated: 0, duplicatesCancelled: 0, lateResults: 0, bytesOut: 0, bytesIn: 0,
+    verified: 0, replicaMismatches: 0, quarantined: 0,
   };
+  /** Quarantined worker ids (persistent ids, so a reconnect does not clear it) and why. */
+  readonly quarantine = new Map<string, string>();
 
   constructor(
     private readonly log: Logger,
@@ -108,6 +123,7 @@ export class Scheduler {
   readonly departed: WorkerSession[] = [];
 
   addWorker(w: WorkerSession): void {
+    if (this.quarantine.has(w.id)) w.quarantined = true;
     this.workers.add(w);
     this.freed(w);
     if (this.workers.size > this.peakWorkers) this.peakWorkers = this.workers.size;
@@ -167,11 +183,27 @@ export class Scheduler {
         return;
       }
     }
-    if (copies.length === 0) {
+    if (copies.length === 0 && !(job.verifying && job.pending.includes(task))) {
       job.putBack(task);
       this.handedBack.set(task, Date.now());
       this.counters.requeued += 1;
+    } else {
+      this.requestReplicas(job, task);
     }
+  }
+
+  /** Keeps a verified shard queued while it needs replicas beyond those running or answered. */
+  private requestReplicas(job: Job, task: ShardTask): void {
+    if (!job.verifying || !job.active) return;
+    const target = task.replicas?.target ?? job.row.verification.redundancy;
+    const have = (task.replicas?.received ?? 0) + (job.inflight.get(task.idx)?.length ?? 0);
+    if (have < target && !job.pending.includes(task)) job.pending.unshift(task);
+  }
+
+  /** True when `w` holds a copy of the shard or already answered it: replicas need other workers. */
+  private holds(w: WorkerSession, job: Job, task: ShardTask): boolean {
+    if (!job.verifying) return false;
+    return (task.replicas?.has(w.id) ?? false) || (job.inflight.get(task.idx) ?? []).some((d) => d.worker === w);
   }
 
   /** Withdraws every dispatch of a job and drops it from scheduling. */
@@ -241,6 +273,8 @@ export class Scheduler {
     let inflight = 0;
     let copied = 0;
     for (const job of this.jobs) {
+      // A verified shard already runs on several workers, and a copy must not count twice.
+      if (job.verifying) continue;
       for (const copies of job.inflight.values()) {
         inflight += 1;
         if (copies.length > 1) copied += 1;
@@ -288,7 +322,7 @@ export class Scheduler {
    * on while such a worker is ready; once it has failed on every ready worker, anyone may retry it.
    */
   private pendingFor(w: WorkerSession, job: Job): ShardTask | undefined {
-    const i = job.pending.findIndex((t) => !t.failedOn.has(w.id) || !this.someoneElseCouldTake(t, w));
+    const i = job.pending.findIndex((t) => !this.holds(w, job, t) && (!t.failedOn.has(w.id) || !this.someoneElseCouldTake(t, w)));
     if (i < 0) return undefined;
     return job.pending.splice(i, 1)[0];
   }
@@ -324,6 +358,7 @@ export class Scheduler {
     const d: Dispatch = { shardId, job, task, worker: w, sentAt: now, deadline, expectedMs, duplicate };
     w.inflight.set(shardId, d);
     job.inflight.set(task.idx, [...(job.inflight.get(task.idx) ?? []), d]);
+    if (!duplicate) this.requestReplicas(job, task);
     w.shardsSent += 1;
     w.rowsSent += rows;
     w.lastShardRows = rows;
@@ -384,6 +419,80 @@ export class Scheduler {
     else job.inflight.delete(task.idx);
     const busyMs = header.computeMs + header.throttleMs;
     if (busyMs > 0) w.rates.set(job.model.sha256, updateRate(w.rates.get(job.model.sha256), (rows * 1000) / busyMs));
+    if (job.verifying) this.onReplica(w, d, tensors, header);
+    else this.commit(w, d, tensors, header, true);
+    this.pump();
+  }
+
+  /** A verified job's answer: kept until replicas agree, then the agreed one is committed. */
+  private onReplica(w: WorkerSession, d: Dispatch, tensors: NamedTensor[], header: ResultHeader): void {
+    const { job, task } = d;
+    const rows = task.end - task.start;
+    const v = job.row.verification;
+    task.replicas ??= new Replicas<WorkerSession>(v.redundancy, 2 * v.redundancy + 1, v);
+    if (task.replicas.has(w.id)) {
+      this.counters.lateResults += 1; // the same worker again (after a reconnect): one vote each
+      return;
+    }
+    // The worker did the work whatever the verdict: its own figures count it.
+    w.recordDone(job.model.sha256, rows, header.computeMs, header.throttleMs);
+    if (w.virtual) job.touchedByVirtual = true;
+    const verdict = task.replicas.add(w, tensors);
+    if (verdict.kind === "pending") {
+      this.requestReplicas(job, task);
+      return;
+    }
+    if (verdict.kind === "undecided") {
+      task.replicas = undefined;
+      task.attempts += 1;
+      task.causes.push(`${2 * v.redundancy + 1} replicas gave ${verdict.groups} different answers`);
+      this.counters.failed += 1;
+      this.log.warn({ jobId: job.id, shard: task.idx, groups: verdict.groups }, "replicas disagree; starting over");
+      if (task.attempts >= this.opts.maxShardAttempts) {
+        this.failJob(job, `shard ${task.idx} (rows ${task.start}-${task.end}) could not be verified: ${task.causes.join("; ")}`);
+        return;
+      }
+      this.requestReplicas(job, task);
+      return;
+    }
+    const queued = job.pending.indexOf(task);
+    if (queued >= 0) job.pending.splice(queued, 1);
+    this.counters.verified += 1;
+    for (const x of verdict.agree) x.agreements += 1;
+    for (const x of verdict.disagree) {
+      x.disagreements += 1;
+      this.counters.replicaMismatches += 1;
+      this.log.warn({ jobId: job.id, shard: task.idx, worker: x.name, workerId: x.id, trust: x.trust }, "worker returned a result the other replicas disagree with");
+      if (!x.quarantined && x.disagreements >= 2 && x.trust < 0.5) this.quarantineWorker(x, `${x.disagreements} results disagreed with the verified answer`);
+    }
+    this.commit(w, d, verdict.tensors, header, false);
+  }
+
+  /**
+   * Stops giving work to a worker caught returning wrong results: its shards go elsewhere and
+   * its answers still waiting for a verdict no longer count.
+   */
+  private quarantineWorker(w: WorkerSession, reason: string): void {
+    w.quarantined = true;
+    this.quarantine.set(w.id, reason);
+    this.counters.quarantined += 1;
+    this.hungry.delete(w);
+    this.log.warn({ worker: w.name, workerId: w.id, trust: w.trust, reason }, "worker quarantined");
+    for (const d of [...w.inflight.values()]) this.withdraw(d, null, true);
+    for (const job of this.jobs) {
+      if (!job.verifying) continue;
+      const tasks = new Set([...job.pending, ...[...job.inflight.values()].flatMap((copies) => copies.map((c) => c.task))]);
+      for (const t of tasks) {
+        t.replicas?.drop(w.id);
+        this.requestReplicas(job, t);
+      }
+    }
+  }
+
+  /** Writes an accepted answer; the first one for a shard wins and its other copies are cancelled. */
+  private commit(w: WorkerSession, d: Dispatch, tensors: NamedTensor[], header: ResultHeader, recordWorker: boolean): void {
+    const { job, task } = d;
+    const rows = task.end - task.start;
     job
       .accept(task, tensors)
       .then((fresh) => {
@@ -399,8 +508,10 @@ export class Scheduler {
           other.worker.send(JSON.stringify({ type: "cancel", shardId: other.shardId, reason: "another copy finished first" }));
           this.counters.duplicatesCancelled += 1;
         }
-        w.recordDone(job.model.sha256, rows, header.computeMs, header.throttleMs);
-        if (w.virtual) job.touchedByVirtual = true;
+        if (recordWorker) {
+          w.recordDone(job.model.sha256, rows, header.computeMs, header.throttleMs);
+          if (w.virtual) job.touchedByVirtual = true;
+        }
         this.counters.completed += 1;
         (w.virtual ? this.throughput.virtual : this.throughput.real).record(rows, rows * job.flopsPerSample);
         const ms = Date.now() - d.sentAt;
@@ -418,7 +529,6 @@ export class Scheduler {
         }
       })
       .finally(() => this.pump());
-    this.pump();
   }
 
   /** Handles a `shard_error` from a worker. */

@@ -17,6 +17,10 @@ export interface SubmitRequest {
   inputs: Record<string, string>;
   outDir: string;
   shardSize?: number;
+  /** Workers that compute each shard; their results must agree (1: no verification). */
+  redundancy?: number;
+  rtol?: number;
+  atol?: number;
   onJob?: (job: JobView) => void;
   onProgress?: (job: JobView) => void;
   onReconnecting?: (e: EdgepoolError) => void;
@@ -43,7 +47,14 @@ export async function submitJob(client: CoordinatorClient, req: SubmitRequest): 
   const model = await client.uploadModel(req.model);
   const uploads: Record<string, string> = {};
   for (const [name, file] of Object.entries(req.inputs)) uploads[name] = (await client.uploadNpy(file)).id;
-  const created = await client.createJob({ model: model.sha256, inputs: uploads, ...(req.shardSize ? { shardSize: req.shardSize } : {}) });
+  const created = await client.createJob({
+    model: model.sha256,
+    inputs: uploads,
+    ...(req.shardSize ? { shardSize: req.shardSize } : {}),
+    ...(req.redundancy ? { redundancy: req.redundancy } : {}),
+    ...(req.rtol !== undefined ? { rtol: req.rtol } : {}),
+    ...(req.atol !== undefined ? { atol: req.atol } : {}),
+  });
   req.onJob?.(created);
   const job = await client.waitForJob(created.id, {
     intervalMs: req.pollMs ?? 100,

@@ -39,6 +39,11 @@ export class WorkerSession {
   rowsSent = 0;
   shardsSent = 0;
   lastShardRows = 0;
+  /** Verified shards where this worker's answer agreed with the accepted one, and where it did not. */
+  agreements = 0;
+  disagreements = 0;
+  /** Caught returning wrong results: connected, but given no work. */
+  quarantined = false;
   /** Set once the worker said it is draining (state may have moved on to closed since). */
   drained = false;
   /** Effective samples/s by model sha256 (compute plus CPU-cap idling), smoothed. */
@@ -68,7 +73,16 @@ export class WorkerSession {
   }
 
   get freeCredit(): number {
-    return this.state === "ready" ? Math.max(0, this.credit - this.inflight.size) : 0;
+    return this.state === "ready" && !this.quarantined ? Math.max(0, this.credit - this.inflight.size) : 0;
+  }
+
+  /**
+   * Trust from verified shards (redundancy > 1): the share of its verified answers that agreed
+   * with the majority, with one agreement and one disagreement assumed up front, so a new
+   * worker starts at 0.5 and one bad answer is not a verdict.
+   */
+  get trust(): number {
+    return (this.agreements + 1) / (this.agreements + this.disagreements + 2);
   }
 
   /** Samples per second of compute time, as measured on this worker so far. */
@@ -152,6 +166,10 @@ export class WorkerSession {
       samplesPerSec: this.samplesPerSec,
       connectedAt: this.connectedAt,
       lastSeen: this.lastSeen,
+      trust: this.trust,
+      agreements: this.agreements,
+      disagreements: this.disagreements,
+      quarantined: this.quarantined,
     };
   }
 }

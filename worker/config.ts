@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { parseConfig } from "../shared/config.js";
+import { FaultInjectSchema } from "./fault-inject.js";
 
 /**
  * Accepts ws:// and wss:// as they are, and http(s):// as the same host's WebSocket URL,
@@ -93,6 +94,8 @@ export const WorkerConfigSchema = z
       .default(512 * (1 << 20)),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     logFormat: z.enum(["json", "pretty"]).default("json"),
+    /** Test facility only (EDGEPOOL_FAULT_INJECT=corrupt:<rate>): corrupt that share of results. */
+    faultInject: FaultInjectSchema.optional(),
   })
   .refine((c) => c.reconnectMinMs <= c.reconnectMaxMs, {
     message: "reconnectMinMs must not exceed reconnectMaxMs",

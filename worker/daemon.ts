@@ -44,6 +44,7 @@ import { Connection, type DisconnectInfo } from "./connection.js";
 import { buildHello } from "./hello.js";
 import { ModelCache, modelBaseUrl } from "./model-cache.js";
 import { Runner } from "./runner.js";
+import { maybeCorrupt } from "./fault-inject.js";
 import { computeShard, shardErrorMessage } from "./shard-exec.js";
 import { WorkerStats, type WorkerStatsSnapshot } from "./stats.js";
 
@@ -391,6 +392,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private async compute(task: ShardTask): Promise<number> {
     const { header, rows } = task;
     const { frame, computeMs, throttleMs } = await computeShard(this.runner, header, task.tensors, this.config.maxCpu);
+    if (maybeCorrupt(frame, this.config.faultInject)) this.log.warn({ shardId: header.shardId }, "fault injection: result corrupted on purpose");
     // The CPU time is spent whether or not the result is still wanted, so the rest is owed
     // either way.
     if (this.staleReason(task) !== null || !this.connection.send(frame)) {

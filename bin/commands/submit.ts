@@ -14,6 +14,9 @@ const SubmitOptionsSchema = z.object({
   input: z.array(z.string()).min(1, "give at least one --input <name>=<file.npy>"),
   out: z.string().min(1),
   shardSize: z.coerce.number().int().positive().optional(),
+  redundancy: z.coerce.number().int().min(1, "--redundancy is at least 1").max(9, "--redundancy is at most 9").default(1),
+  rtol: z.coerce.number().nonnegative().optional(),
+  atol: z.coerce.number().nonnegative().optional(),
   quiet: z.boolean().default(false),
 });
 
@@ -65,9 +68,12 @@ export async function submitCommand(raw: Record<string, unknown>): Promise<numbe
         inputs,
         outDir: opts.out,
         ...(opts.shardSize ? { shardSize: opts.shardSize } : {}),
+        redundancy: opts.redundancy,
+        ...(opts.rtol !== undefined ? { rtol: opts.rtol } : {}),
+        ...(opts.atol !== undefined ? { atol: opts.atol } : {}),
         onJob: (j) => {
           const how = j.shardSize ? `${Math.ceil(j.rows / j.shardSize)} shards of ${j.shardSize} rows` : "shard sizes follow each worker's speed";
-          progress.say(`job ${j.id}: ${j.rows} samples, ${how}`);
+          progress.say(`job ${j.id}: ${j.rows} samples, ${how}${j.redundancy > 1 ? `, each computed by ${j.redundancy} workers and compared` : ""}`);
         },
         onReconnecting: (e) => {
           if (outage) return;
