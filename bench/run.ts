@@ -8,13 +8,16 @@
  * - heterogeneity: a pool of one unthrottled worker and one at --max-cpu 25, against the sum
  *   of the two workers' throughputs measured alone;
  * - failover: from a worker's SIGKILL (or SIGSTOP) to its shards being sent elsewhere,
- *   against the mean shard duration on that pool.
+ *   against the mean shard duration on that pool;
+ * - redundancy: pooled samples/s of a job verified with --redundancy 2 (each shard computed by
+ *   two workers and compared), against the same job unverified on the same pool.
  *
  * `--json` prints one JSON object instead of lines. `--memory-gb <x>` sizes the memory job.
  */
 import path from "node:path";
 import { Command } from "commander";
 import { CoordinatorClient } from "../coordinator/client.js";
+import { submitJob } from "../coordinator/submit-job.js";
 import { catalogModel } from "../shared/catalog.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
@@ -181,15 +184,37 @@ async function failover(signal: "SIGKILL" | "SIGSTOP", heartbeatMs: number): Pro
   }
 }
 
+async function redundancy(samples: number): Promise<Figure> {
+  const tmp = await tempDir("bench-redundancy");
+  const pool = await startPool(2, tmp.dir);
+  try {
+    const model = catalogModel("wide-mlp").build();
+    const file = path.join(tmp.dir, "x.npy");
+    await writeNpyFile(file, { dtype: "float32", dims: [samples, 64], data: seededNormal(8, samples * 64, 1) });
+    const client = new CoordinatorClient(pool.url);
+    const rate = async (k: number) => {
+      const { job } = await submitJob(client, { model, inputs: { x: file }, outDir: path.join(tmp.dir, `o${k}`), redundancy: k });
+      return job.rows / ((job.finishedAt! - job.startedAt!) / 1000);
+    };
+    await rate(1); // warm-up: sessions, shard sizes
+    const plain = await rate(1);
+    const verified = await rate(2);
+    return { name: "redundancy: wide-mlp, pool 2 workers, each shard on 2 workers and compared", value: verified, unit: "samples/s", baseline: plain, baselineName: "same job, redundancy 1", ratio: verified / plain };
+  } finally {
+    await pool.stop();
+    await tmp.remove();
+  }
+}
+
 async function main(): Promise<void> {
   const opts = new Command("bench")
     .option("--json", "print one JSON object")
     .option("--samples <n>", "samples in the efficiency job", "16384")
     .option("--memory-gb <x>", "input size of the memory job", "1.05")
-    .option("--only <names>", "comma-separated subset: efficiency,memory,heterogeneous,failover")
+    .option("--only <names>", "comma-separated subset: efficiency,memory,heterogeneous,failover,redundancy")
     .parse(process.argv)
     .opts<{ json?: boolean; samples: string; memoryGb: string; only?: string }>();
-  const only = new Set(opts.only?.split(",").map((x) => x.trim()) ?? ["efficiency", "memory", "heterogeneous", "failover"]);
+  const only = new Set(opts.only?.split(",").map((x) => x.trim()) ?? ["efficiency", "memory", "heterogeneous", "failover", "redundancy"]);
   const figures: Figure[] = [];
   const say = (f: Figure) => {
     figures.push(f);
@@ -204,6 +229,7 @@ async function main(): Promise<void> {
     say(await failover("SIGKILL", 10_000));
     say(await failover("SIGSTOP", 3_000));
   }
+  if (only.has("redundancy")) say(await redundancy(40_000));
   if (opts.json) process.stdout.write(`${JSON.stringify({ figures }, null, 2)}\n`);
 }
 
