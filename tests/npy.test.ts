@@ -357,6 +357,24 @@ describe("npy files", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("serves small row reads in any order and at once, across read-ahead blocks, with the file's exact bytes", async () => {
+    const rows = 6000; // 6000 x 64 float32 = 1.5 MB: more than one read-ahead block
+    const data = new Float32Array(rows * 64).map((_, i) => i);
+    const file = path.join(dir, "big.npy");
+    await writeNpyFile(file, { dtype: "float32", dims: [rows, 64], data });
+    const reader = await NpyRowReader.open(file);
+    try {
+      const ranges: Array<[number, number]> = [[5990, 6000], [0, 1], [4090, 4100], [1, 3], [2047, 2049], [3000, 3500], [10, 11], [5999, 6000]];
+      const got = await Promise.all(ranges.map(([s, e]) => reader.readRows(s, e)));
+      ranges.forEach(([s, e], k) => {
+        expect(Array.from(got[k]!.data as Float32Array)).toEqual(Array.from(data.subarray(s * 64, e * 64)));
+      });
+      await expect(reader.readRows(5999, 6001)).rejects.toThrow(EdgepoolError);
+    } finally {
+      await reader.close();
+    }
+  });
+
   it("round-trips every dtype through writeNpyFile / readNpyFile, with the same bytes as encodeNpy", async () => {
     for (const dtype of DTYPES) {
       const file = path.join(dir, `${dtype}.npy`);
