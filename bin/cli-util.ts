@@ -1,6 +1,9 @@
 /** Helpers shared by the CLI commands: option validation and one-line failures. */
 import { z } from "zod";
+import type { ClientOptions } from "../coordinator/client.js";
 import { toEdgepoolError } from "../shared/errors.js";
+import { CaFileSchema, type PemFile } from "../shared/tls.js";
+import { TokenOptionSchema } from "../shared/token.js";
 
 export const LogOptionsSchema = z.object({
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -8,6 +11,17 @@ export const LogOptionsSchema = z.object({
 });
 
 export { parseConfig as parseOptions } from "../shared/config.js";
+
+/** `--token` and `--ca` of the commands that talk to a coordinator over HTTP. */
+export const ClientAuthSchema = z.object({
+  token: TokenOptionSchema,
+  ca: CaFileSchema.optional(),
+});
+
+/** CoordinatorClient options from validated `--token` / `--ca`. */
+export function clientOptions(o: { token?: string | undefined; ca?: PemFile | undefined }): ClientOptions {
+  return { ...(o.token ? { token: o.token } : {}), ...(o.ca ? { ca: o.ca.pem } : {}) };
+}
 
 /** Prints a failure as one line on stderr and returns the exit code. */
 export function fail(command: string, err: unknown): number {

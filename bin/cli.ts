@@ -25,6 +25,16 @@ function coordinatorOption(example: string): Option {
   return new Option("--coordinator <url>", `coordinator URL, e.g. ${example}`).env("EDGEPOOL_COORDINATOR").makeOptionMandatory();
 }
 
+/** `--token`, also read from EDGEPOOL_TOKEN: for a coordinator started with tokens. */
+function tokenOption(role: "worker" | "client"): Option {
+  return new Option("--token <token>", `${role} token, for a coordinator started with tokens (prefer EDGEPOOL_TOKEN: flags show in ps)`).env("EDGEPOOL_TOKEN");
+}
+
+/** `--ca <file.pem>`, also read from EDGEPOOL_CA: for a coordinator with a self-signed certificate. */
+function caOption(): Option {
+  return new Option("--ca <file.pem>", "also trust this CA certificate (a coordinator's self-signed certificate)").env("EDGEPOOL_CA");
+}
+
 /** Parses argv, runs the command, and resolves its exit code. */
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
@@ -43,7 +53,14 @@ export async function main(argv: string[]): Promise<number> {
       .addOption(new Option("--data-dir <dir>", "job database, models and tensors (default ~/.edgepool/coordinator)").env("EDGEPOOL_DATA_DIR"))
       .option("--stats-interval <ms>", "how often to log pooled throughput while work runs", "5000")
       .option("--heartbeat-timeout <ms>", "declare a silent worker dead after this long", "10000")
-      .option("--shard-ms <ms>", "target duration of one shard; shard sizes follow each worker's speed", "500"),
+      .option("--shard-ms <ms>", "target duration of one shard; shard sizes follow each worker's speed", "500")
+      .addOption(new Option("--worker-token <token>", "a token workers join with; repeatable (any token turns authentication on)").argParser(collect).env("EDGEPOOL_WORKER_TOKEN"))
+      .addOption(new Option("--client-token <token>", "a token clients submit and read their own jobs with; repeatable").argParser(collect).env("EDGEPOOL_CLIENT_TOKEN"))
+      .addOption(new Option("--admin-token <token>", "a token that sees and cancels every job and reads /metrics; repeatable").argParser(collect).env("EDGEPOOL_ADMIN_TOKEN"))
+      .addOption(new Option("--tokens-file <file.json>", 'many tokens: {"tokens":[{"token":"...","role":"worker|client|admin","name":"alice"}]}').env("EDGEPOOL_TOKENS_FILE"))
+      .addOption(new Option("--insecure", "allow a non-loopback --host without any tokens (an open pool)"))
+      .addOption(new Option("--tls-cert <file.pem>", "serve https and wss with this certificate (chain), with --tls-key").env("EDGEPOOL_TLS_CERT"))
+      .addOption(new Option("--tls-key <file.pem>", "private key of --tls-cert").env("EDGEPOOL_TLS_KEY")),
   ).action((o: Record<string, unknown>) => run(coordinatorCommand(o)));
 
   logOptions(
@@ -51,6 +68,8 @@ export async function main(argv: string[]): Promise<number> {
       .command("worker")
       .description("run shards for a coordinator with ONNX Runtime (every flag can also come from its EDGEPOOL_* variable)")
       .addOption(coordinatorOption("ws://host:7070"))
+      .addOption(tokenOption("worker"))
+      .addOption(caOption())
       .addOption(new Option("--slots <n>", "shards run at once").default("1").env("EDGEPOOL_SLOTS"))
       .addOption(new Option("--threads <n>", "ONNX Runtime threads per shard").default("1").env("EDGEPOOL_THREADS"))
       .addOption(new Option("--max-cpu <percent>", "keep average CPU use of each thread at or under this share (duty cycle)").default("100").env("EDGEPOOL_MAX_CPU"))
@@ -65,6 +84,8 @@ export async function main(argv: string[]): Promise<number> {
     .command("submit")
     .description("run a job: a model and .npy inputs in, .npy outputs out")
     .addOption(coordinatorOption("http://host:7070"))
+    .addOption(tokenOption("client"))
+    .addOption(caOption())
     .requiredOption("--model <model>", "an .onnx file or a catalog model name (see 'edgepool models')")
     .option("--input <name=file.npy>", "a named input; repeat for each model input", collect)
     .requiredOption("--out <dir>", "folder for the outputs, one <output name>.npy each")
@@ -79,6 +100,8 @@ export async function main(argv: string[]): Promise<number> {
     .command("status")
     .description("workers, jobs and pooled throughput of a coordinator")
     .addOption(coordinatorOption("http://host:7070"))
+    .addOption(tokenOption("client"))
+    .addOption(caOption())
     .option("--json", "print JSON for scripts")
     .option("--watch", "refresh in place until interrupted")
     .option("--interval <ms>", "refresh interval with --watch", "2000")
@@ -115,6 +138,8 @@ export async function main(argv: string[]): Promise<number> {
       .command("swarm")
       .description("connect many simulated (virtual) workers to a coordinator, to test it at scale")
       .addOption(coordinatorOption("ws://127.0.0.1:7070"))
+      .addOption(tokenOption("worker"))
+      .addOption(caOption())
       .requiredOption("--count <n>", "virtual workers to connect")
       .option("--profile <tier|mix>", "device tier (flagship, mid, low) or a mix like flagship:0.2,mid:0.45,low:0.35", "flagship:0.2,mid:0.45,low:0.35")
       .option("--dropout-per-min <p>", "probability that a worker drops out within a minute (it returns after 1-10 s)", "0")
@@ -127,6 +152,8 @@ export async function main(argv: string[]): Promise<number> {
     .command("report")
     .description("write report.md and SVG charts: measured throughput, H100-equivalents, the billion-device extrapolation")
     .addOption(coordinatorOption("http://host:7070"))
+    .addOption(tokenOption("client"))
+    .addOption(caOption())
     .requiredOption("--out <dir>", "folder for report.md and the charts")
     .option("--profiles <file.json>", "reference figures to override (any subset, JSON)")
     .option("--set <path=value>", "override one reference figure, e.g. availability.central=0.3; repeatable", collect)
@@ -148,6 +175,8 @@ export async function main(argv: string[]): Promise<number> {
     .description("run a folder of models with expected outputs through a pool and report pass/fail")
     .argument("<dir>", "folder with <name>.onnx and <name>_output_0.pb files")
     .option("--coordinator <url>", "use this coordinator instead of a local pool")
+    .addOption(tokenOption("client"))
+    .addOption(caOption())
     .option("--workers <n>", "local pool size", "2")
     .option("--rtol <x>", "relative tolerance", "1e-3")
     .option("--atol <x>", "absolute tolerance", "1e-7")

@@ -9,6 +9,9 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 import { EdgepoolError, isErrorCode } from "../shared/errors.js";
+import { httpRequest, type HttpRequestOptions } from "../shared/http-request.js";
+import { authHeader } from "../shared/token.js";
+import { tlsError } from "../shared/tls.js";
 import { IoInfoSchema } from "../shared/onnx/model-info.js";
 import { ReportDataSchema } from "./report/report-data.js";
 import { DTYPES } from "../shared/tensor.js";
@@ -121,18 +124,44 @@ export function httpBase(url: string): string {
   return u.origin;
 }
 
+export interface ClientOptions {
+  /** Default time limit of one request (ms); uploads and downloads have longer ones. */
+  timeoutMs?: number;
+  /** A client or admin token, sent as `Authorization: Bearer` with every request. */
+  token?: string;
+  /** CA certificates (PEM) to trust besides Node's own, for a coordinator with a self-signed certificate. */
+  ca?: string;
+}
+
+type RequestSpec = Pick<HttpRequestOptions, "method" | "headers" | "body" | "signal">;
+
 export class CoordinatorClient {
   readonly base: string;
+  private readonly timeoutMs: number;
+  private readonly token: string | undefined;
+  private readonly ca: string | undefined;
 
-  constructor(url: string, private readonly timeoutMs = 30_000) {
+  /** `options` may be a bare number: the default request timeout, as before. */
+  constructor(url: string, options: number | ClientOptions = {}) {
     this.base = httpBase(url);
+    const o = typeof options === "number" ? { timeoutMs: options } : options;
+    this.timeoutMs = o.timeoutMs ?? 30_000;
+    this.token = o.token;
+    this.ca = o.ca;
   }
 
-  private async request(path: string, init: RequestInit & { duplex?: "half" } = {}, timeoutMs = this.timeoutMs): Promise<Response> {
+  private async request(path: string, init: RequestSpec = {}, timeoutMs = this.timeoutMs): Promise<Response> {
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, { ...init, signal: init.signal ?? AbortSignal.timeout(timeoutMs) });
+      res = await httpRequest(`${this.base}${path}`, {
+        ...init,
+        headers: { ...init.headers, ...authHeader(this.token) },
+        signal: init.signal ?? AbortSignal.timeout(timeoutMs),
+        ...(this.ca ? { ca: this.ca } : {}),
+      });
     } catch (err) {
+      const tls = tlsError(err, this.base);
+      if (tls) throw tls;
       const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
       throw new EdgepoolError(
         "E_UNAVAILABLE",
@@ -153,12 +182,13 @@ export class CoordinatorClient {
         const code = isErrorCode(body.data.error.code) ? body.data.error.code : "E_INTERNAL";
         throw new EdgepoolError(code, body.data.error.message);
       }
-      throw new EdgepoolError("E_INTERNAL", `coordinator answered HTTP ${res.status} to ${init.method ?? "GET"} ${path}: ${text.slice(0, 200)}`);
+      const code = res.status === 401 ? "E_AUTH" : res.status === 403 ? "E_FORBIDDEN" : "E_INTERNAL";
+      throw new EdgepoolError(code, `coordinator answered HTTP ${res.status} to ${init.method ?? "GET"} ${path}: ${text.slice(0, 200)}`);
     }
     return res;
   }
 
-  private async json<T>(schema: z.ZodType<T>, path: string, init?: RequestInit & { duplex?: "half" }, timeoutMs?: number): Promise<T> {
+  private async json<T>(schema: z.ZodType<T>, path: string, init?: RequestSpec, timeoutMs?: number): Promise<T> {
     const res = await this.request(path, init, timeoutMs);
     const r = schema.safeParse(await res.json());
     if (!r.success) throw new EdgepoolError("E_PROTOCOL", `unexpected answer from ${path}: ${r.error.issues[0]?.message ?? ""}; are client and coordinator the same version?`);
@@ -170,16 +200,15 @@ export class CoordinatorClient {
   }
 
   uploadModel(bytes: Uint8Array) {
-    return this.json(ModelViewSchema, "/api/models", { method: "POST", body: bytes as Uint8Array<ArrayBuffer>, headers: { "content-type": "application/octet-stream" } }, 600_000);
+    return this.json(ModelViewSchema, "/api/models", { method: "POST", body: bytes, headers: { "content-type": "application/octet-stream" } }, 600_000);
   }
 
   /** Streams an .npy file to the coordinator; returns its upload id. */
   uploadNpy(file: string) {
-    const body = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>;
     return this.json(
       UploadViewSchema,
       "/api/uploads",
-      { method: "POST", body, duplex: "half", headers: { "content-type": "application/octet-stream" } },
+      { method: "POST", body: createReadStream(file), headers: { "content-type": "application/octet-stream" } },
       3_600_000,
     );
   }

@@ -7,15 +7,18 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, stat } from "node:fs/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { CATALOG } from "../shared/catalog.js";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { PROTOCOL_VERSION } from "../shared/protocol.js";
+import { Authenticator, SEES_ALL, redactUrl, refuseUpgrade, selectProtocol, type Viewer } from "./auth.js";
 import type { CoordinatorConfig } from "./config.js";
 import { isDashboardAsset, serveDashboardAsset } from "./dashboard/assets.js";
 import { buildSnapshot } from "./dashboard/snapshot.js";
@@ -23,6 +26,7 @@ import { EventStream } from "./events.js";
 import { readJson, sendError, sendJson } from "./http-util.js";
 import { JobDb } from "./job-db.js";
 import { CreateJobSchema, JobService, jobView } from "./job-service.js";
+import { JoinPage } from "./join-page.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { ModelStore } from "./model-store.js";
 import { Scheduler } from "./scheduler.js";
@@ -36,7 +40,9 @@ const MAX_INPUT_BYTES = 256 * 1024 ** 3;
 const MAX_WS_PAYLOAD = 1024 ** 3;
 
 export class Coordinator {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
+  /** Tokens and roles; an open pool when no tokens are configured. */
+  private readonly auth: Authenticator;
   private readonly wss: WebSocketServer;
   private readonly db: JobDb;
   /** Work done by real workers; virtual (simulated) workers are counted apart, never mixed in. */
@@ -49,6 +55,8 @@ export class Coordinator {
   readonly models: ModelStore;
   readonly metrics: CoordinatorMetrics;
   private readonly gateway: WorkerGateway;
+  /** The browser worker's page and assets (GET /join), and the join QR code. */
+  private readonly join: JoinPage;
   /** The dashboard's live feed (GET /api/events). */
   private readonly events: EventStream;
   private statsTimer: NodeJS.Timeout | null = null;
@@ -92,25 +100,39 @@ export class Coordinator {
     this.metrics = new CoordinatorMetrics({ scheduler: this.scheduler, throughput: { real: this.throughput, virtual: this.virtualThroughput } });
     this.jobs = new JobService(config.dataDir, this.db, this.models, this.scheduler, MAX_INPUT_BYTES);
     this.gateway = new WorkerGateway(log, this.scheduler, config);
-    this.events = new EventStream(() =>
-      buildSnapshot(this.status(), {
+    this.join = new JoinPage(log);
+    this.auth = new Authenticator(config.tokens);
+    this.events = new EventStream((owner) =>
+      buildSnapshot(this.status(owner === null ? SEES_ALL : { seesAll: false, owner }), {
         flopsPerSample: (sha) => this.models.get(sha)?.info.flopsPerSample ?? null,
         isVirtualJob: (id) => this.virtualJobs.has(id) || this.jobs.isVirtual(id),
         virtualRates: this.virtualThroughput.rates(),
       }),
     );
-    this.server = http.createServer((req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       this.route(req, res).catch((err: unknown) => {
         const e = toEdgepoolError(err);
-        if (e.code === "E_INTERNAL") this.log.error({ err: e.message, url: req.url }, "request failed");
+        // The URL may carry a token (?token=); headers are never logged.
+        if (e.code === "E_INTERNAL") this.log.error({ err: e.message, url: redactUrl(req.url) }, "request failed");
         sendError(res, e);
       });
-    });
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false });
-    this.server.on("upgrade", (req, socket, head) => {
+    };
+    // The same routes and WebSocket endpoint over TLS (https, wss) when a certificate is given.
+    this.server = config.tls ? https.createServer({ cert: config.tls.cert, key: config.tls.key }, onRequest) : http.createServer(onRequest);
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false, handleProtocols: selectProtocol });
+    this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? "/", "http://x");
       if (url.pathname !== "/" && url.pathname !== "/ws") {
         socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
+        return;
+      }
+      // Refused before the WebSocket opens: a plain 401/403 on the raw socket.
+      try {
+        this.auth.upgradeAccess(req, url);
+      } catch (err) {
+        const e = toEdgepoolError(err);
+        this.log.warn({ remote: `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? 0}`, code: e.code, err: e.message }, "worker refused: bad or missing token");
+        refuseUpgrade(socket, e);
         return;
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.gateway.accept(ws, req));
@@ -134,8 +156,9 @@ export class Coordinator {
     });
     c.scheduleStats();
     c.scheduleLiveness();
+    c.join.warm();
     const resumed = await c.jobs.resume();
-    log.info({ url: c.url, dataDir: config.dataDir, protocol: PROTOCOL_VERSION, resumedJobs: resumed }, "coordinator listening");
+    log.info({ url: c.url, dataDir: config.dataDir, protocol: PROTOCOL_VERSION, resumedJobs: resumed, ...c.securitySummary() }, "coordinator listening");
     return c;
   }
 
@@ -146,7 +169,15 @@ export class Coordinator {
   /** http://host:port, with a wildcard host shown as this machine's loopback. */
   get url(): string {
     const host = this.config.host === "0.0.0.0" || this.config.host === "::" ? "127.0.0.1" : this.config.host;
-    return `http://${host.includes(":") ? `[${host}]` : host}:${this.port}`;
+    return `${this.config.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${this.port}`;
+  }
+
+  /** For the start line: TLS on or off and tokens per role (counts only, never a token). */
+  private securitySummary(): { tls: boolean; tokens: Record<string, number> | "none (open pool)" } {
+    if (this.config.tokens.length === 0) return { tls: this.config.tls !== null, tokens: "none (open pool)" };
+    const tokens: Record<string, number> = {};
+    for (const t of this.config.tokens) tokens[t.role] = (tokens[t.role] ?? 0) + 1;
+    return { tls: this.config.tls !== null, tokens };
   }
 
   private scheduleStats(): void {
@@ -224,8 +255,8 @@ export class Coordinator {
   }
 
   /** The measured half of the report: per worker and model, jobs, capacity (GET /api/report-data). */
-  reportData() {
-    const models = this.jobs.list().map((j) => j.model);
+  reportData(viewer: Viewer = SEES_ALL) {
+    const models = this.jobs.list(viewer).map((j) => j.model);
     const uniqueModels = [...new Set(models)].flatMap((sha) => {
       const m = this.models.get(sha);
       return m ? [{ sha256: sha, flopsPerSample: m.info.flopsPerSample, name: catalogNameOf(sha) }] : [];
@@ -248,7 +279,7 @@ export class Coordinator {
         ...[...this.scheduler.workers].map((w) => w.toReport(true)),
         ...this.scheduler.departed.map((w) => w.toReport(false)),
       ],
-      jobs: this.jobs.list().map((row) => {
+      jobs: this.jobs.list(viewer).map((row) => {
         const v = jobView(row);
         return {
           id: v.id, model: v.model, state: v.state, rows: v.rows, samplesDone: v.samplesDone,
@@ -259,8 +290,8 @@ export class Coordinator {
     };
   }
 
-  /** Everything `status` shows. */
-  status() {
+  /** Everything `status` shows; a client sees only its own jobs. */
+  status(viewer: Viewer = SEES_ALL) {
     const r = this.throughput.rates();
     return {
       version: VERSION,
@@ -268,7 +299,7 @@ export class Coordinator {
       url: this.url,
       uptimeSec: Math.round(process.uptime()),
       workers: [...this.scheduler.workers].map((w) => w.toStatus()),
-      jobs: this.jobs.list().map(jobView),
+      jobs: this.jobs.list(viewer).map(jobView),
       throughput: {
         shardsPerSec: r.shardsPerSec,
         samplesPerSec: r.samplesPerSec,
@@ -298,16 +329,19 @@ export class Coordinator {
     const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
     const method = req.method ?? "GET";
     const [a, b, c, d, e] = parts;
+    // Throws E_AUTH / E_FORBIDDEN; public routes (pages, /api/health) pass with any caller.
+    const viewer = this.auth.httpAccess(req, url, method, parts);
 
     if (method === "GET" && isDashboardAsset(url.pathname)) return serveDashboardAsset(res, url.pathname);
+    if ((method === "GET" || method === "HEAD") && this.join.handles(url.pathname)) return this.join.serve(req, res, url);
     if (a === "models" && b && !c && method === "GET") return this.serveFile(res, this.models.pathOf(b), "application/octet-stream");
     if (a === "metrics" && !b && method === "GET") return this.metrics.respond(res);
     if (a !== "api") throw new EdgepoolError("E_NOT_FOUND", `no route ${method} ${url.pathname}; the API lives under /api`);
 
     if (b === "health" && method === "GET") return sendJson(res, 200, { ok: true, version: VERSION, protocol: PROTOCOL_VERSION });
-    if (b === "events" && !c && method === "GET") return this.events.open(req, res);
-    if (b === "status" && method === "GET") return sendJson(res, 200, this.status());
-    if (b === "report-data" && method === "GET") return sendJson(res, 200, this.reportData());
+    if (b === "events" && !c && method === "GET") return this.events.open(req, res, viewer.seesAll ? null : viewer.owner);
+    if (b === "status" && method === "GET") return sendJson(res, 200, this.status(viewer));
+    if (b === "report-data" && method === "GET") return sendJson(res, 200, this.reportData(viewer));
     if (b === "models" && !c && method === "POST") {
       const m = await this.models.upload(req);
       return sendJson(res, 201, { sha256: m.sha256, bytes: m.bytes, ...m.info });
@@ -322,15 +356,15 @@ export class Coordinator {
     if (b === "uploads" && !c && method === "POST") return sendJson(res, 201, await this.jobs.upload(req));
     if (b === "jobs" && !c && method === "POST") {
       const body = await readJson(req, CreateJobSchema);
-      return sendJson(res, 201, jobView(await this.jobs.create(body)));
+      return sendJson(res, 201, jobView(await this.jobs.create(body, viewer.owner)));
     }
-    if (b === "jobs" && !c && method === "GET") return sendJson(res, 200, { jobs: this.jobs.list().map(jobView) });
-    if (b === "jobs" && c && !d && method === "GET") return sendJson(res, 200, jobView(this.jobs.get(c)));
+    if (b === "jobs" && !c && method === "GET") return sendJson(res, 200, { jobs: this.jobs.list(viewer).map(jobView) });
+    if (b === "jobs" && c && !d && method === "GET") return sendJson(res, 200, jobView(this.jobs.get(c, viewer)));
     if (b === "jobs" && c && ((d === "cancel" && method === "POST") || (!d && method === "DELETE"))) {
-      return sendJson(res, 200, jobView(this.jobs.cancel(c)));
+      return sendJson(res, 200, jobView(this.jobs.cancel(c, viewer)));
     }
     if (b === "jobs" && c && d === "outputs" && e && method === "GET") {
-      return this.serveFile(res, this.jobs.outputFile(c, e), "application/octet-stream");
+      return this.serveFile(res, this.jobs.outputFile(c, e, viewer), "application/octet-stream");
     }
     throw new EdgepoolError("E_NOT_FOUND", `no route ${method} ${url.pathname}`);
   }

@@ -2,17 +2,21 @@
  * GET /api/events: a server-sent event stream of dashboard snapshots.
  *
  * One shared ticker serves every open stream. It runs only while a client listens: the
- * first client starts it, the last one to leave stops it. Each tick builds one snapshot,
- * serializes it once and writes the same bytes to every client; a new client gets one at
- * once. A client whose socket is not keeping up (write returned false) is skipped until it
+ * first client starts it, the last one to leave stops it. Each tick builds one snapshot per
+ * view (everything, or one owner's jobs when tokens are in use), serializes it once and
+ * writes the same bytes to every client of that view; a new client gets one at once. A client whose socket is not keeping up (write returned false) is skipped until it
  * drains, so a slow reader cannot grow the coordinator's memory. `close()` ends every open
  * response and refuses new ones, so the HTTP server's own close can finish.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { EdgepoolError } from "../shared/errors.js";
 
+/** Whose jobs a stream shows: null for all of them. */
+export type View = string | null;
+
 interface Client {
   res: ServerResponse;
+  view: View;
   /** True while the socket's buffer is full. */
   blocked: boolean;
 }
@@ -20,12 +24,12 @@ interface Client {
 export class EventStream {
   private readonly clients = new Set<Client>();
   private timer: NodeJS.Timeout | null = null;
-  private last: { at: number; frame: string } | null = null;
+  private readonly last = new Map<View, { at: number; frame: string }>();
   private closed = false;
 
-  /** `snapshot` is called at most once per tick, whatever the number of clients. */
+  /** `snapshot` is called at most once per tick and view, whatever the number of clients. */
   constructor(
-    private readonly snapshot: () => unknown,
+    private readonly snapshot: (view: View) => unknown,
     private readonly intervalMs = 1000,
   ) {}
 
@@ -35,7 +39,7 @@ export class EventStream {
   }
 
   /** Takes over the response: event-stream headers, a snapshot now, then one per tick. */
-  open(req: IncomingMessage, res: ServerResponse): void {
+  open(req: IncomingMessage, res: ServerResponse, view: View = null): void {
     if (this.closed) throw new EdgepoolError("E_UNAVAILABLE", "the coordinator is shutting down; the dashboard reconnects once it is back");
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
@@ -44,7 +48,7 @@ export class EventStream {
       "x-content-type-options": "nosniff",
     });
     req.socket.setNoDelay(true);
-    const client: Client = { res, blocked: false };
+    const client: Client = { res, view, blocked: false };
     this.clients.add(client);
     res.on("close", () => {
       this.clients.delete(client);
@@ -55,7 +59,7 @@ export class EventStream {
     });
     // Reconnect after 2 s if the stream drops (EventSource's default is 3 s).
     res.write("retry: 2000\n\n");
-    this.send(client, this.frame(false));
+    this.send(client, this.frame(view, false));
     this.schedule();
   }
 
@@ -71,8 +75,15 @@ export class EventStream {
     if (this.timer !== null || this.closed || this.clients.size === 0) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      const frame = this.frame(true);
-      for (const c of this.clients) this.send(c, frame);
+      const frames = new Map<View, string>();
+      for (const c of this.clients) {
+        let frame = frames.get(c.view);
+        if (frame === undefined) {
+          frame = this.frame(c.view, true);
+          frames.set(c.view, frame);
+        }
+        this.send(c, frame);
+      }
       this.schedule();
     }, this.intervalMs);
     this.timer.unref();
@@ -81,14 +92,17 @@ export class EventStream {
   private stop(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.last.clear();
   }
 
   /** The current snapshot as one SSE frame; a client joining reuses one under a tick old. */
-  private frame(fresh: boolean): string {
+  private frame(view: View, fresh: boolean): string {
     const now = Date.now();
-    if (!fresh && this.last !== null && now - this.last.at < this.intervalMs) return this.last.frame;
-    this.last = { at: now, frame: `event: snapshot\ndata: ${JSON.stringify(this.snapshot())}\n\n` };
-    return this.last.frame;
+    const last = this.last.get(view);
+    if (!fresh && last !== undefined && now - last.at < this.intervalMs) return last.frame;
+    const frame = `event: snapshot\ndata: ${JSON.stringify(this.snapshot(view))}\n\n`;
+    this.last.set(view, { at: now, frame });
+    return frame;
   }
 
   private send(c: Client, frame: string): void {

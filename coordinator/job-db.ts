@@ -39,6 +39,8 @@ export interface JobRow {
   fixedShardSize: number | null;
   /** Result verification: each shard computed by `redundancy` workers and compared. */
   verification: Verification;
+  /** Name of the client token that created the job; null when the pool had no tokens. */
+  owner: string | null;
 }
 
 export const VerificationSchema = z.object({
@@ -80,6 +82,7 @@ const JobRecordSchema = z.object({
   next_row: z.number(),
   fixed_shard_size: z.number().nullable(),
   verification: z.string().nullable(),
+  owner: z.string().nullable(),
 });
 
 const SCHEMA = `
@@ -119,15 +122,23 @@ CREATE TABLE IF NOT EXISTS shards (
 );
 `;
 
+/** Longest a cut or done shard waits before its record is committed. */
+const GROUP_COMMIT_MS = 10;
+
 /** Columns of `jobs` added after its first schema: [name, type]. */
 const MIGRATIONS: ReadonlyArray<readonly [string, string]> = [
   // JSON of VerificationSchema; NULL means no verification (redundancy 1).
   ["verification", "TEXT"],
+  // Name of the client token that created the job; NULL for jobs of an open pool (no tokens).
+  ["owner", "TEXT"],
 ];
 
 export class JobDb {
   private readonly db: Database.Database;
   private closed = false;
+  private queue: Array<() => void> = [];
+  private commitTimer: NodeJS.Timeout | null = null;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -139,10 +150,11 @@ export class JobDb {
 
   /** Columns added after the first release, so a data directory from an older version opens. */
   private migrate(): void {
-    const have = new Set((this.db.prepare("PRAGMA table_info(jobs)").all() as Array<{ name: string }>).map((c) => c.name));
+    const have = new Set((this.sql("PRAGMA table_info(jobs)").all() as Array<{ name: string }>).map((c) => c.name));
     for (const [column, type] of MIGRATIONS) {
       if (!have.has(column)) this.db.exec(`ALTER TABLE jobs ADD COLUMN ${column} ${type}`);
     }
+    this.db.exec("CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at)");
   }
 
   putModel(sha256: string, bytes: number, info: ModelRow["info"]): void {
@@ -152,87 +164,138 @@ export class JobDb {
   }
 
   getModel(sha256: string): ModelRow | undefined {
-    const row = this.db.prepare("SELECT sha256, bytes, info FROM models WHERE sha256 = ?").get(sha256) as
+    const row = this.sql("SELECT sha256, bytes, info FROM models WHERE sha256 = ?").get(sha256) as
       | { sha256: string; bytes: number; info: string }
       | undefined;
     if (!row) return undefined;
     return { sha256: row.sha256, bytes: row.bytes, info: ModelRecordSchema.parse(JSON.parse(row.info)) };
   }
 
-  insertJob(job: { id: string; model: string; rows: number; inputs: JobInput[]; createdAt: number; fixedShardSize: number | null; verification: Verification }): void {
-    this.db
-      .prepare("INSERT INTO jobs (id, model, state, rows, inputs, created_at, fixed_shard_size, verification) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)")
-      .run(job.id, job.model, job.rows, JSON.stringify(job.inputs), job.createdAt, job.fixedShardSize, JSON.stringify(job.verification));
+  insertJob(job: { id: string; model: string; rows: number; inputs: JobInput[]; createdAt: number; fixedShardSize: number | null; verification: Verification; owner?: string | null }): void {
+    this.flush();
+    this.sql("INSERT INTO jobs (id, model, state, rows, inputs, created_at, fixed_shard_size, verification, owner) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)")
+      .run(job.id, job.model, job.rows, JSON.stringify(job.inputs), job.createdAt, job.fixedShardSize, JSON.stringify(job.verification), job.owner ?? null);
   }
 
-  /** Records a newly cut shard [start, end) and moves the job's cut point to `end`, atomically. */
+  /** Records a newly cut shard [start, end) and moves the job's cut point to `end`, atomically (group-committed: see `later`). */
   cutShard(jobId: string, idx: number, start: number, end: number): void {
-    this.db.transaction(() => {
-      this.db.prepare("INSERT INTO shards (job_id, idx, start, end) VALUES (?, ?, ?, ?)").run(jobId, idx, start, end);
-      this.db.prepare("UPDATE jobs SET next_row = ?, shard_count = shard_count + 1 WHERE id = ?").run(end, jobId);
-    })();
+    this.later(() => {
+      this.sql("INSERT INTO shards (job_id, idx, start, end) VALUES (?, ?, ?, ?)").run(jobId, idx, start, end);
+      this.sql("UPDATE jobs SET next_row = ?, shard_count = shard_count + 1 WHERE id = ?").run(end, jobId);
+    });
   }
 
   getJob(id: string): JobRow | undefined {
-    const raw = this.db.prepare("SELECT * FROM jobs WHERE id = ?").get(id);
+    this.flush();
+    const raw = this.sql("SELECT * FROM jobs WHERE id = ?").get(id);
     return raw === undefined ? undefined : toJobRow(raw);
   }
 
-  listJobs(limit = 100): JobRow[] {
-    return this.db.prepare("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?").all(limit).map(toJobRow);
+  /** The newest jobs; only `owner`'s when an owner is given. */
+  listJobs(limit = 100, owner?: string): JobRow[] {
+    this.flush();
+    if (owner !== undefined) {
+      return this.sql("SELECT * FROM jobs WHERE owner = ? ORDER BY created_at DESC LIMIT ?").all(owner, limit).map(toJobRow);
+    }
+    return this.sql("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?").all(limit).map(toJobRow);
   }
 
   /** Jobs that were queued or running, oldest first. */
   unfinishedJobs(): JobRow[] {
-    return this.db.prepare("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at").all().map(toJobRow);
+    this.flush();
+    return this.sql("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at").all().map(toJobRow);
   }
 
   /** Highest shard index of a job so far (-1 when none). */
   lastShardIdx(jobId: string): number {
-    const r = this.db.prepare("SELECT MAX(idx) AS m FROM shards WHERE job_id = ?").get(jobId) as { m: number | null };
+    this.flush();
+    const r = this.sql("SELECT MAX(idx) AS m FROM shards WHERE job_id = ?").get(jobId) as { m: number | null };
     return r.m ?? -1;
   }
 
   /** Shards of a job that have not been accepted yet, in row order. */
   pendingShards(jobId: string): Array<{ idx: number; start: number; end: number; attempts: number }> {
+    this.flush();
     return this.db
       .prepare("SELECT idx, start, end, attempts FROM shards WHERE job_id = ? AND done = 0 ORDER BY idx")
       .all(jobId) as Array<{ idx: number; start: number; end: number; attempts: number }>;
   }
 
   setOutputs(jobId: string, outputs: JobOutput[]): void {
-    this.db.prepare("UPDATE jobs SET outputs = ? WHERE id = ?").run(JSON.stringify(outputs), jobId);
+    this.flush();
+    this.sql("UPDATE jobs SET outputs = ? WHERE id = ?").run(JSON.stringify(outputs), jobId);
   }
 
   setState(jobId: string, state: JobState, error: string | null = null): void {
+    this.flush();
     const now = Date.now();
     if (state === "running") {
-      this.db.prepare("UPDATE jobs SET state = ?, started_at = COALESCE(started_at, ?) WHERE id = ?").run(state, now, jobId);
+      this.sql("UPDATE jobs SET state = ?, started_at = COALESCE(started_at, ?) WHERE id = ?").run(state, now, jobId);
     } else if (state === "queued") {
-      this.db.prepare("UPDATE jobs SET state = ? WHERE id = ?").run(state, jobId);
+      this.sql("UPDATE jobs SET state = ? WHERE id = ?").run(state, jobId);
     } else {
-      this.db.prepare("UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?").run(state, error, now, jobId);
+      this.sql("UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?").run(state, error, now, jobId);
     }
   }
 
-  /** Records an accepted shard; returns false if it was already done (never counted twice). */
-  markShardDone(jobId: string, idx: number, rows: number): boolean {
-    return this.db.transaction(() => {
-      const r = this.db.prepare("UPDATE shards SET done = 1 WHERE job_id = ? AND idx = ? AND done = 0").run(jobId, idx);
-      if (r.changes !== 1) return false;
-      this.db
-        .prepare("UPDATE jobs SET samples_done = samples_done + ?, shards_done = shards_done + 1 WHERE id = ?")
-        .run(rows, jobId);
-      return true;
-    })();
+  /**
+   * Records a shard done, once its rows are written (group-committed: see `later`). The
+   * caller decides freshness in memory; the `done = 0` guard keeps the counters right anyway.
+   */
+  markShardDone(jobId: string, idx: number, rows: number): void {
+    this.later(() => {
+      const r = this.sql("UPDATE shards SET done = 1 WHERE job_id = ? AND idx = ? AND done = 0").run(jobId, idx);
+      if (r.changes === 1) this.sql("UPDATE jobs SET samples_done = samples_done + ?, shards_done = shards_done + 1 WHERE id = ?").run(rows, jobId);
+    });
   }
 
   recordAttempt(jobId: string, idx: number): void {
-    this.db.prepare("UPDATE shards SET attempts = attempts + 1 WHERE job_id = ? AND idx = ?").run(jobId, idx);
+    this.later(() => this.sql("UPDATE shards SET attempts = attempts + 1 WHERE job_id = ? AND idx = ?").run(jobId, idx));
+  }
+
+  /**
+   * Group commit. Per-shard records (cuts, dones) are queued and committed together in one
+   * transaction at most GROUP_COMMIT_MS later: with tiny shards, a transaction per shard was
+   * the coordinator's largest cost. Every read and every other write commits the queue
+   * first, so what the API shows is never behind. A crash loses at most the last few ms of
+   * records: those shards are run again on resume and their rows rewritten in place.
+   */
+  private later(op: () => void): void {
+    if (this.closed) return;
+    this.queue.push(op);
+    if (!this.commitTimer) {
+      this.commitTimer = setTimeout(() => this.flush(), GROUP_COMMIT_MS);
+      this.commitTimer.unref();
+    }
+  }
+
+  /** Commits queued records now. */
+  flush(): void {
+    if (this.commitTimer) {
+      clearTimeout(this.commitTimer);
+      this.commitTimer = null;
+    }
+    if (this.queue.length === 0 || this.closed) return;
+    const ops = this.queue;
+    this.queue = [];
+    this.db.transaction(() => {
+      for (const op of ops) op();
+    })();
+  }
+
+  /** A prepared statement, prepared once. */
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
   }
 
   close(): void {
     if (this.closed) return;
+    this.flush();
     this.closed = true;
     this.db.close();
   }
@@ -257,5 +320,6 @@ function toJobRow(raw: unknown): JobRow {
     nextRow: r.next_row,
     fixedShardSize: r.fixed_shard_size,
     verification: VerificationSchema.parse(r.verification === null ? {} : JSON.parse(r.verification)),
+    owner: r.owner,
   };
 }

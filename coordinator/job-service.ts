@@ -12,6 +12,7 @@ import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { safeFileName, validateJobInputs } from "../shared/job-inputs.js";
 import { readNpyFileHeader } from "../shared/npy-file.js";
 import { elementCount, bytesPerElement } from "../shared/tensor.js";
+import type { Viewer } from "./auth.js";
 import { bodyToFile } from "./body-to-file.js";
 import { Job } from "./job.js";
 import { VerificationSchema, type JobDb, type JobRow } from "./job-db.js";
@@ -96,8 +97,8 @@ export class JobService {
     }
   }
 
-  /** Validates a job request against the model, claims its uploads and queues its shards. */
-  async create(req: CreateJobRequest): Promise<JobRow> {
+  /** Validates a job request against the model, claims its uploads and queues its shards for `owner`. */
+  async create(req: CreateJobRequest, owner: string | null = null): Promise<JobRow> {
     const model = this.models.require(req.model);
     const given = [];
     for (const [name, uploadId] of Object.entries(req.inputs)) {
@@ -120,7 +121,7 @@ export class JobService {
       await rename(g.file, path.join(dir, rel));
       inputs.push({ name: g.name, file: rel, dtype: g.dtype, shape: g.shape });
     }
-    const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null, verification: VerificationSchema.parse({ redundancy: req.redundancy, rtol: req.rtol, atol: req.atol }) };
+    const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null, verification: VerificationSchema.parse({ redundancy: req.redundancy, rtol: req.rtol, atol: req.atol }), owner };
     this.db.insertJob(row);
     const full = this.db.getJob(id)!;
     const job = await Job.open(full, model, dir, this.db);
@@ -134,30 +135,36 @@ export class JobService {
     this.live.delete(job.id);
   }
 
-  get(id: string): JobRow {
+  /**
+   * A job by id. With a `viewer` that does not see everything, another owner's job is
+   * reported exactly like a missing one: its existence is not revealed.
+   */
+  get(id: string, viewer?: Viewer): JobRow {
     this.jobDir(id);
     const row = this.db.getJob(id);
-    if (!row) throw new EdgepoolError("E_NOT_FOUND", `no job '${id}' on this coordinator`);
+    if (!row || (viewer && !viewer.seesAll && row.owner !== viewer.owner)) {
+      throw new EdgepoolError("E_NOT_FOUND", `no job '${id}' on this coordinator`);
+    }
     return row;
   }
 
-  list(): JobRow[] {
+  /** The newest jobs, only the viewer's own unless it sees everything. */
+  list(viewer?: Viewer): JobRow[] {
+    if (viewer && !viewer.seesAll) return viewer.owner === null ? [] : this.db.listJobs(100, viewer.owner);
     return this.db.listJobs();
   }
 
-  cancel(id: string): JobRow {
+  cancel(id: string, viewer?: Viewer): JobRow {
+    const row = this.get(id, viewer);
     const job = this.live.get(id);
-    if (!job) {
-      const row = this.get(id);
-      throw new EdgepoolError("E_STATE", `job ${id} is already ${row.state}`);
-    }
+    if (!job) throw new EdgepoolError("E_STATE", `job ${id} is already ${row.state}`);
     this.scheduler.cancelJob(job);
     return this.get(id);
   }
 
   /** The file of a finished job's output, by output name. */
-  outputFile(id: string, name: string): string {
-    const row = this.get(id);
+  outputFile(id: string, name: string, viewer?: Viewer): string {
+    const row = this.get(id, viewer);
     if (row.state !== "done") {
       throw new EdgepoolError("E_STATE", `job ${id} is ${row.state}; outputs can be downloaded once it is done`);
     }

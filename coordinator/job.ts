@@ -204,12 +204,12 @@ export class Job {
       throw err;
     }
     if (!this.active) return false;
-    const fresh = this.db.markShardDone(this.id, task.idx, rows);
-    if (fresh) {
-      this.samplesDone += rows;
-      this.shardsDone += 1;
-    }
-    return fresh;
+    // `writing` admits each shard once per process, and a resumed job never holds a shard the
+    // database has as done, so this is the first acceptance: count it, and record it.
+    this.db.markShardDone(this.id, task.idx, rows);
+    this.samplesDone += rows;
+    this.shardsDone += 1;
+    return true;
   }
 
   /** True when every row has been accepted. */

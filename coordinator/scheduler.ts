@@ -547,7 +547,11 @@ export class Scheduler {
 
   private finishJob(job: Job): void {
     const i = this.jobs.indexOf(job);
-    if (i >= 0) this.jobs.splice(i, 1);
+    // Two results whose rows land together can both find the job complete (it stays active
+    // until its files are closed): only the first finishes it. A second finish used to throw
+    // "cannot go from done to failed" from its catch, an unhandled rejection that ended the process.
+    if (i < 0) return;
+    this.jobs.splice(i, 1);
     job
       .closeFiles()
       .then(() => {

@@ -23,6 +23,11 @@ export interface Dispatch {
   duplicate: boolean;
 }
 
+/** Round trip that a worker's queue of shards should cover (ms). */
+const PIPELINE_MS = 20;
+/** Most shards queued per slot beyond the one running. */
+const MAX_PREFETCH = 32;
+
 export type WorkerSessionState = "handshake" | "ready" | "draining" | "closed";
 
 export class WorkerSession {
@@ -44,6 +49,8 @@ export class WorkerSession {
   disagreements = 0;
   /** Caught returning wrong results: connected, but given no work. */
   quarantined = false;
+  /** Smoothed busy milliseconds (compute plus CPU-cap rest) per shard, for the queue depth. */
+  private shardMsAvg = 0;
   /** Set once the worker said it is draining (state may have moved on to closed since). */
   drained = false;
   /** Effective samples/s by model sha256 (compute plus CPU-cap idling), smoothed. */
@@ -67,9 +74,16 @@ export class WorkerSession {
     return this.hello?.workerId ?? this.connId;
   }
 
-  /** Shards this worker may hold at once. */
+  /**
+   * Shards this worker may hold at once: its slots plus shards queued behind them, so the next
+   * one is already there when one finishes. Short shards need a deeper queue to hide the round
+   * trip to the coordinator: the queue grows to cover PIPELINE_MS of the worker's measured
+   * shard time, up to MAX_PREFETCH per slot.
+   */
   get credit(): number {
-    return (this.hello?.slots ?? 0) + this.prefetch;
+    const slots = this.hello?.slots ?? 0;
+    const deep = this.shardMsAvg > 0 ? Math.min(MAX_PREFETCH, Math.ceil(PIPELINE_MS / this.shardMsAvg)) * slots : 0;
+    return slots + Math.max(this.prefetch, deep);
   }
 
   get freeCredit(): number {
@@ -96,6 +110,8 @@ export class WorkerSession {
 
   /** Records an accepted shard. */
   recordDone(model: string, rows: number, computeMs: number, throttleMs: number): void {
+    const ms = computeMs + throttleMs;
+    this.shardMsAvg = this.shardMsAvg > 0 ? 0.8 * this.shardMsAvg + 0.2 * ms : ms;
     this.shardsDone += 1;
     this.samplesDone += rows;
     this.computeMs += computeMs;
@@ -151,6 +167,8 @@ export class WorkerSession {
       cpus: h?.cpus ?? 0,
       memoryBytes: h?.memoryBytes ?? 0,
       runtime: h?.runtime ?? { name: "unknown", version: "unknown" },
+      backend: h?.backend ?? null,
+      userAgent: h?.userAgent ?? null,
       threads: h?.threads ?? 0,
       slots: h?.slots ?? 0,
       virtual: h?.virtual ?? false,

@@ -21,6 +21,12 @@ export const ERROR_CODES = {
   E_TIMEOUT: { http: 504, ws: 1011 },
   E_UNAVAILABLE: { http: 503, ws: 1013 },
   E_CONFIG: { http: 400, ws: 1008 },
+  /** No token, or one the coordinator does not know. */
+  E_AUTH: { http: 401, ws: 1008 },
+  /** A known token whose role may not do this. */
+  E_FORBIDDEN: { http: 403, ws: 1008 },
+  /** The TLS handshake failed: an untrusted certificate, or TLS spoken to a plain port. */
+  E_TLS: { http: 502, ws: 1011 },
   E_IO: { http: 500, ws: 1011 },
   E_INTERNAL: { http: 500, ws: 1011 },
 } as const;

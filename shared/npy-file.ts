@@ -255,8 +255,22 @@ export class NpyRowReader {
  * Writes rows of an .npy file at their offsets, in any order. The file is preallocated at
  * create, so its size is final from the start: it is complete only when its owner says so.
  */
+/** Writes smaller than this wait a moment to be written together with their neighbours. */
+const SMALL_WRITE = 64 * 1024;
+
+interface PendingWrite {
+  at: number;
+  data: Uint8Array;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 export class NpyRowWriter {
   private handle: FileHandle | null;
+  /** Small writes gathered in this turn of the event loop; written together in the next. */
+  private gathered: PendingWrite[] = [];
+  /** The gathered writes being written now, so close() can wait for them. */
+  private writing: Promise<void> = Promise.resolve();
 
   private constructor(
     handle: FileHandle,
@@ -315,11 +329,45 @@ export class NpyRowWriter {
     }
     const end = start + data.byteLength / this.rowBytes;
     checkRowRange(`${this.path}: writeRows`, start, end, this.rows);
+    const at = this.header.headerBytes + start * this.rowBytes;
+    if (data.byteLength < SMALL_WRITE) {
+      // Tiny shards each wrote a few bytes with a syscall of their own; gathered, rows that
+      // land next to each other become one write. Each caller still waits for its own bytes.
+      return new Promise<void>((resolve, reject) => {
+        if (this.gathered.length === 0) setImmediate(() => this.writeGathered(handle));
+        this.gathered.push({ at, data, resolve, reject });
+      });
+    }
     try {
-      await writeFully(handle, data, this.header.headerBytes + start * this.rowBytes);
+      await writeFully(handle, data, at);
     } catch (err) {
       throw fileError(this.path, err);
     }
+  }
+
+  /** Writes the gathered small writes, adjacent ones merged, and settles each caller. */
+  private writeGathered(handle: FileHandle): void {
+    const batch = this.gathered.sort((a, b) => a.at - b.at);
+    this.gathered = [];
+    const runs: PendingWrite[][] = [];
+    for (const w of batch) {
+      const run = runs[runs.length - 1];
+      const last = run?.[run.length - 1];
+      if (run && last && last.at + last.data.byteLength === w.at) run.push(w);
+      else runs.push([w]);
+    }
+    const done = Promise.all(
+      runs.map(async (run) => {
+        const bytes = run.length === 1 ? run[0]!.data : concatBytes(run.map((w) => w.data));
+        try {
+          await writeFully(handle, bytes, run[0]!.at);
+          for (const w of run) w.resolve();
+        } catch (err) {
+          for (const w of run) w.reject(fileError(this.path, err));
+        }
+      }),
+    ).then(() => undefined);
+    this.writing = this.writing.then(() => done);
   }
 
   /** Flushes to stable storage and closes; safe to call more than once. */
@@ -327,6 +375,8 @@ export class NpyRowWriter {
     const handle = this.handle;
     if (!handle) return;
     this.handle = null;
+    if (this.gathered.length > 0) this.writeGathered(handle);
+    await this.writing;
     try {
       // A shard recorded as done must survive a power cut, not just a process crash.
       await handle.datasync();
@@ -384,4 +434,14 @@ export async function writeNpyFile(file: string, t: Tensor): Promise<void> {
     await rm(tmp, { force: true }).catch(() => undefined);
     throw fileError(file, err);
   }
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
 }

@@ -40,6 +40,10 @@ export const HelloSchema = z.object({
   /** CPU cap in percent (duty cycle per slot); 100 when uncapped. */
   maxCpu: z.number().min(1).max(100).default(100),
   virtual: z.boolean().default(false),
+  /** Where inference runs: "cpu" (onnxruntime-node), "wasm" or "webgpu" (a browser). */
+  backend: z.string().min(1).max(64).optional(),
+  /** A browser worker's user agent, so people can tell their devices apart. */
+  userAgent: z.string().max(512).optional(),
 });
 
 export const ShardErrorSchema = z.object({

@@ -357,6 +357,21 @@ describe("npy files", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("gathers small row writes made together, in any order, into the right places", async () => {
+    const file = path.join(dir, "out.npy");
+    const w = await NpyRowWriter.create(file, "float32", [100, 4]);
+    const row = (r: number) => new Uint8Array(Float32Array.from([r, r + 0.25, r + 0.5, r + 0.75]).buffer);
+    const order = [5, 3, 4, 99, 0, 1, 2, 50, 51, 98];
+    await Promise.all(order.map((r) => w.writeRows(r, row(r))));
+    const rest = Array.from({ length: 100 }, (_, r) => r).filter((r) => !order.includes(r));
+    const last = rest.map((r) => w.writeRows(r, row(r))); // not awaited: close() must wait for them
+    await w.close();
+    await Promise.all(last);
+    const got = await readNpyFile(file);
+    expect(Array.from(got.data as Float32Array)).toEqual(Array.from({ length: 400 }, (_, i) => Math.floor(i / 4) + (i % 4) * 0.25));
+    await expect(w.writeRows(0, row(0))).rejects.toThrow(/write after close/);
+  });
+
   it("serves small row reads in any order and at once, across read-ahead blocks, with the file's exact bytes", async () => {
     const rows = 6000; // 6000 x 64 float32 = 1.5 MB: more than one read-ahead block
     const data = new Float32Array(rows * 64).map((_, i) => i);

@@ -6,6 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { parseConfig } from "../shared/config.js";
+import { CaFileSchema } from "../shared/tls.js";
+import { TokenOptionSchema } from "../shared/token.js";
 import { FaultInjectSchema } from "./fault-inject.js";
 
 /**
@@ -32,6 +34,10 @@ function coordinatorUrl(raw: string, ctx: z.RefinementCtx): string {
   }
   if (url.username || url.password) {
     ctx.addIssue({ code: "custom", message: "credentials in the coordinator URL are not supported; remove the user:password@ part" });
+    return z.NEVER;
+  }
+  if (url.searchParams.has("token")) {
+    ctx.addIssue({ code: "custom", message: "give the token with --token or EDGEPOOL_TOKEN, not in the coordinator URL (URLs are logged)" });
     return z.NEVER;
   }
   url.hash = "";
@@ -94,6 +100,10 @@ export const WorkerConfigSchema = z
       .default(512 * (1 << 20)),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     logFormat: z.enum(["json", "pretty"]).default("json"),
+    /** Worker token of a coordinator started with tokens; sent when dialling and downloading models, never logged. */
+    token: TokenOptionSchema,
+    /** CA certificate to trust for a wss:// coordinator with a self-signed certificate. */
+    ca: CaFileSchema.optional(),
     /** Test facility only (EDGEPOOL_FAULT_INJECT=corrupt:<rate>): corrupt that share of results. */
     faultInject: FaultInjectSchema.optional(),
   })

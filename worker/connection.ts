@@ -8,12 +8,23 @@
  * is checked by pinging: a coordinator that has not answered one ping by the next is treated
  * as gone (a half-open TCP connection otherwise looks healthy for hours).
  *
+ * A coordinator that refuses the worker's token (HTTP 401/403 instead of the upgrade) is
+ * logged as an error and dialled again at the longest backoff: a worker runs as a service on
+ * machines nobody watches, and once the coordinator's tokens are fixed every worker comes
+ * back by itself, where exiting would need someone at each machine (and systemd gives up on
+ * a unit that keeps failing fast). An untrusted TLS certificate is treated the same way.
+ *
  * Callers see typed events only: `connected`, `text`, `binary`, `disconnected`.
  */
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { WebSocket, type RawData } from "ws";
-import { toEdgepoolError } from "../shared/errors.js";
+import { backoffDelay } from "../shared/backoff.js";
+import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
+import { tlsError } from "../shared/tls.js";
+import { authHeader } from "../shared/token.js";
+
+export { backoffDelay };
 
 export interface ConnectionOptions {
   url: string;
@@ -23,6 +34,10 @@ export interface ConnectionOptions {
   connectTimeoutMs: number;
   pingIntervalMs: number;
   maxPayloadBytes: number;
+  /** Worker token, sent as `Authorization: Bearer` with the upgrade request; never logged. */
+  token?: string | undefined;
+  /** CA certificates (PEM) to trust for wss://, besides Node's own. */
+  ca?: string | undefined;
 }
 
 export interface DisconnectInfo {
@@ -45,14 +60,6 @@ function toBuffer(data: RawData): Buffer {
   if (Array.isArray(data)) return Buffer.concat(data);
   if (data instanceof ArrayBuffer) return Buffer.from(data);
   return data;
-}
-
-/** Delay before reconnect attempt `attempt` (0-based): doubling from min, capped at max, jittered. */
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  // Jitter over the upper half spreads out workers that lost the coordinator at the same
-  // moment, so they do not all dial back in one burst.
-  return Math.max(minMs, Math.round(ceiling / 2 + (random() * ceiling) / 2));
 }
 
 export class Connection extends EventEmitter<ConnectionEvents> {
@@ -133,9 +140,18 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       perMessageDeflate: false,
       handshakeTimeout: this.opts.connectTimeoutMs,
       maxPayload: this.opts.maxPayloadBytes,
+      headers: authHeader(this.opts.token),
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
     });
     this.socket = socket;
     let opened = false;
+    /** Set when the coordinator refused this dial for a reason a person must fix (token, certificate). */
+    let refused: EdgepoolError | null = null;
+    const refuse = (e: EdgepoolError, fields: Record<string, unknown> = {}): void => {
+      refused = e;
+      this.lastError = e.message;
+      this.opts.log.error({ url: this.opts.url, code: e.code, err: e.message, ...fields }, "coordinator refused the connection");
+    };
 
     socket.on("open", () => {
       if (this.socket !== socket) return;
@@ -162,8 +178,36 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     socket.on("pong", () => {
       this.awaitingPong = false;
     });
+    socket.on("unexpected-response", (_req, res) => {
+      if (this.socket !== socket) return;
+      const status = res.statusCode ?? 0;
+      res.resume();
+      if (status === 401) {
+        refuse(
+          new EdgepoolError(
+            "E_AUTH",
+            this.opts.token
+              ? "the coordinator does not accept this worker's token (HTTP 401); check the worker token given with --token or EDGEPOOL_TOKEN"
+              : "the coordinator requires a worker token (HTTP 401); pass it with --token or set EDGEPOOL_TOKEN",
+          ),
+          { status },
+        );
+      } else if (status === 403) {
+        refuse(new EdgepoolError("E_FORBIDDEN", "the coordinator refused this token for workers (HTTP 403); give the worker a worker token with --token or EDGEPOOL_TOKEN"), { status });
+      } else {
+        this.lastError = `the coordinator answered HTTP ${status} instead of accepting the WebSocket`;
+      }
+      // Aborts the handshake; "error" and then "close" follow, and the close redials.
+      socket.terminate();
+    });
     socket.on("error", (err) => {
       // A "close" always follows; that is where redialling happens.
+      if (refused) return;
+      const tls = tlsError(err, this.opts.url);
+      if (tls) {
+        refuse(tls);
+        return;
+      }
       this.lastError = toEdgepoolError(err).message;
       this.opts.log.debug({ url: this.opts.url, err: this.lastError }, "coordinator socket error");
     });
@@ -174,6 +218,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       const reason = reasonBytes.toString("utf8");
       if (opened) this.opts.log.info({ code, reason }, "disconnected from coordinator");
       else this.lastError ??= `closed with code ${code} before the connection opened`;
+      // Redialling fast cannot fix a refused token or certificate: wait the longest backoff.
+      if (refused) this.attempt = Math.max(this.attempt, 30);
       if (this.stateValue !== "closed") this.scheduleReconnect();
       this.emit("disconnected", { code, reason, wasOpen: opened });
     });

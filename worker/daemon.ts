@@ -150,8 +150,16 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       connectTimeoutMs: config.connectTimeoutMs,
       pingIntervalMs: config.pingIntervalMs,
       maxPayloadBytes: config.maxPayloadBytes,
+      token: config.token,
+      ca: config.ca?.pem,
     });
-    this.cache = new ModelCache({ dir: path.join(config.stateDir, "models"), downloadTimeoutMs: config.downloadTimeoutMs, log: deps.log });
+    this.cache = new ModelCache({
+      dir: path.join(config.stateDir, "models"),
+      downloadTimeoutMs: config.downloadTimeoutMs,
+      log: deps.log,
+      token: config.token,
+      ca: config.ca?.pem,
+    });
     this.runner = new Runner({ threads: config.threads, log: deps.log });
     this.connection.on("connected", () => this.guard("connected", () => this.onConnected()));
     this.connection.on("text", (text) => this.guard("text", () => this.onText(text)));

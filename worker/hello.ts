@@ -43,6 +43,7 @@ export function buildHello(config: WorkerConfig, workerId: string): Hello {
     slots: config.slots,
     maxCpu: config.maxCpu,
     virtual: false,
+    backend: "cpu",
   });
   if (!r.success) {
     const issue = r.error.issues[0];

@@ -11,6 +11,9 @@ import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
+import { httpRequest } from "../shared/http-request.js";
+import { tlsError } from "../shared/tls.js";
+import { authHeader } from "../shared/token.js";
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
@@ -23,6 +26,10 @@ export interface ModelCacheOptions {
   downloadTimeoutMs: number;
   log: Logger;
   maxBytes?: number;
+  /** Worker token for a coordinator started with tokens (models are served to workers only). */
+  token?: string | undefined;
+  /** CA certificates (PEM) to trust for https, besides Node's own. */
+  ca?: string | undefined;
 }
 
 /**
@@ -115,9 +122,12 @@ export class ModelCache {
     const signal = AbortSignal.any([timeout, this.closing.signal]);
     let bytes: Uint8Array;
     try {
-      const res = await fetch(url, { signal });
+      const res = await httpRequest(url, { signal, headers: authHeader(this.opts.token), ...(this.opts.ca ? { ca: this.opts.ca } : {}) });
       if (!res.ok) {
         await res.body?.cancel().catch(() => undefined);
+        if (res.status === 401 || res.status === 403) {
+          throw new EdgepoolError(res.status === 401 ? "E_AUTH" : "E_FORBIDDEN", `GET ${url} answered HTTP ${res.status}: models are served to workers with a worker token; pass it with --token or EDGEPOOL_TOKEN`);
+        }
         throw new EdgepoolError("E_MODEL_LOAD", `GET ${url} answered HTTP ${res.status}; the coordinator does not serve model ${sha256}`);
       }
       const declared = Number(res.headers.get("content-length") ?? NaN);
@@ -132,6 +142,8 @@ export class ModelCache {
         throw new EdgepoolError("E_TIMEOUT", `downloading model ${sha256} from ${url} took longer than ${this.opts.downloadTimeoutMs} ms`, { cause: err });
       }
       if (err instanceof EdgepoolError) throw err;
+      const tls = tlsError(err, url);
+      if (tls) throw tls;
       throw new EdgepoolError("E_MODEL_LOAD", `cannot download model ${sha256} from ${url}: ${toEdgepoolError(err).message}`, { cause: err });
     }
     const actual = sha256Hex(bytes);

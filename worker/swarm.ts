@@ -26,6 +26,9 @@ import type { Logger } from "pino";
 import { WebSocket, type RawData } from "ws";
 import { z } from "zod";
 import { parseConfig } from "../shared/config.js";
+import { httpRequest } from "../shared/http-request.js";
+import { CaFileSchema } from "../shared/tls.js";
+import { TokenOptionSchema, authHeader } from "../shared/token.js";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { planFrame, type TensorSpec } from "../shared/frame.js";
 import { IoInfoSchema } from "../shared/onnx/model-info.js";
@@ -70,6 +73,10 @@ export const SwarmConfigSchema = z
     /** Spread source addresses over 127.0.x.y: "auto" does so on Linux for a 127.x.x.x coordinator. */
     spreadSourceAddresses: z.union([z.boolean(), z.literal("auto")]).default("auto"),
     maxPayloadBytes: z.coerce.number().int().min(1 << 20).max(2 ** 32).default(512 * (1 << 20)),
+    /** Worker token for a coordinator started with tokens; every virtual worker dials with it. */
+    token: TokenOptionSchema,
+    /** CA certificate to trust for a wss:// coordinator with a self-signed certificate. */
+    ca: CaFileSchema.optional(),
   })
   .refine((c) => c.dropoutDelayMinMs <= c.dropoutDelayMaxMs, { message: "must not exceed dropoutDelayMaxMs", path: ["dropoutDelayMinMs"] })
   .refine((c) => c.reconnectMinMs <= c.reconnectMaxMs, { message: "must not exceed reconnectMaxMs", path: ["reconnectMinMs"] });
@@ -229,6 +236,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly counters = { shardsDone: 0, samplesDone: 0, shardErrors: 0, dropouts: 0, connectionFailures: 0 };
   private readonly helloTemplate: Omit<z.infer<typeof HelloSchema>, "workerId" | "name">;
   private loggedCoordinatorError = false;
+  /** The first refused dial (a bad token: HTTP 401/403) is logged as an error, later ones at debug. */
+  private loggedRefusal = false;
 
   constructor(
     readonly config: SwarmConfig,
@@ -350,6 +359,8 @@ export class Swarm extends EventEmitter<SwarmEvents> {
       handshakeTimeout: this.config.connectTimeoutMs,
       maxPayload: this.config.maxPayloadBytes,
       ...(w.localAddress ? { localAddress: w.localAddress } : {}),
+      headers: authHeader(this.config.token),
+      ...(this.config.ca ? { ca: this.config.ca.pem } : {}),
     });
     w.socket = socket;
     this.openSockets += 1;
@@ -361,6 +372,17 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     socket.on("open", () => {
       if (w.socket !== socket) return;
       socket.send(JSON.stringify({ ...this.helloTemplate, workerId: w.workerId, name: w.name }));
+    });
+    socket.on("unexpected-response", (_req, res) => {
+      const status = res.statusCode ?? 0;
+      res.resume();
+      const fields = { status, worker: w.name };
+      const msg = status === 401 || status === 403 ? "coordinator refused the swarm's token; pass a worker token with --token or EDGEPOOL_TOKEN" : "coordinator refused the WebSocket upgrade";
+      if (this.loggedRefusal) this.log.debug(fields, msg);
+      else this.log.error(fields, msg);
+      this.loggedRefusal = true;
+      // Aborts the handshake; "close" follows and the worker redials with backoff.
+      socket.terminate();
     });
     socket.on("message", (data, isBinary) => {
       if (w.socket !== socket) return;
@@ -451,7 +473,11 @@ export class Swarm extends EventEmitter<SwarmEvents> {
         const url = `${this.modelBase}/api/models/${sha}`;
         let res: Response;
         try {
-          res = await fetch(url, { signal: AbortSignal.timeout(this.config.modelTimeoutMs) });
+          res = await httpRequest(url, {
+            signal: AbortSignal.timeout(this.config.modelTimeoutMs),
+            headers: authHeader(this.config.token),
+            ...(this.config.ca ? { ca: this.config.ca.pem } : {}),
+          });
         } catch (cause) {
           throw new EdgepoolError("E_UNAVAILABLE", `cannot fetch model ${sha} info from ${url}`, { cause });
         }

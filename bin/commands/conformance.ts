@@ -17,10 +17,10 @@ import { readModelInfo } from "../../shared/onnx/model-info.js";
 import { decodeTensorProto } from "../../shared/onnx/proto.js";
 import { allClose, sliceRows } from "../../shared/tensor-ops.js";
 import { elementCount } from "../../shared/tensor.js";
-import { fail, parseOptions, table } from "../cli-util.js";
+import { ClientAuthSchema, clientOptions, fail, parseOptions, table } from "../cli-util.js";
 import { LocalPool } from "../local-pool.js";
 
-const ConformanceOptionsSchema = z.object({
+const ConformanceOptionsSchema = ClientAuthSchema.extend({
   coordinator: z.string().optional(),
   workers: z.coerce.number().int().min(1).max(16).default(2),
   rtol: z.coerce.number().positive().default(1e-3),
@@ -66,7 +66,7 @@ export async function conformanceCommand(dir: string, raw: Record<string, unknow
       pool = await LocalPool.start({ workers: opts.workers, threads: 1, logLevel: "warn" });
       url = pool.coordinator.url;
     }
-    const client = new CoordinatorClient(url);
+    const client = new CoordinatorClient(url, opts.coordinator ? clientOptions(opts) : {});
     const rows: string[][] = [];
     let failures = 0;
     for (const c of cases) {

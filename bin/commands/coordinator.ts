@@ -1,6 +1,7 @@
 /** `edgepool coordinator`: serve HTTP and WebSocket on one port until SIGINT/SIGTERM. */
 import { Coordinator } from "../../coordinator/coordinator.js";
 import { parseCoordinatorConfig } from "../../coordinator/config.js";
+import { joinBanner, joinUrls } from "../../coordinator/join-urls.js";
 import { createLogger } from "../../shared/logger.js";
 import { fail, onceSignalled } from "../cli-util.js";
 
@@ -18,6 +19,8 @@ export async function coordinatorCommand(opts: Record<string, unknown>): Promise
     coordinator = await Coordinator.start(config, log);
     const ws = coordinator.url.replace(/^http/, "ws");
     process.stdout.write(`edgepool coordinator listening on ${coordinator.url} (workers: --coordinator ${ws})\n`);
+    const tls = coordinator.url.startsWith("https:");
+    process.stdout.write(await joinBanner(joinUrls(config.host, coordinator.port, { tls }), { tokenRequired: config.tokens.length > 0 }));
   } catch (err) {
     signals.dispose();
     return fail("coordinator", err);

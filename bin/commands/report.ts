@@ -4,9 +4,9 @@ import { z } from "zod";
 import { CoordinatorClient } from "../../coordinator/client.js";
 import { loadProfiles } from "../../coordinator/report/reference-profiles.js";
 import { writeReport } from "../../coordinator/report/render.js";
-import { fail, parseOptions } from "../cli-util.js";
+import { ClientAuthSchema, clientOptions, fail, parseOptions } from "../cli-util.js";
 
-const ReportOptionsSchema = z.object({
+const ReportOptionsSchema = ClientAuthSchema.extend({
   coordinator: z.string().min(1),
   out: z.string().min(1),
   profiles: z.string().optional(),
@@ -18,7 +18,7 @@ export async function reportCommand(raw: Record<string, unknown>, argv: string[]
   try {
     const opts = parseOptions(ReportOptionsSchema, raw);
     const profiles = await loadProfiles({ ...(opts.profiles ? { file: opts.profiles } : {}), overrides: opts.set });
-    const data = await new CoordinatorClient(opts.coordinator).reportData();
+    const data = await new CoordinatorClient(opts.coordinator, clientOptions(opts)).reportData();
     const command = ["npx", "edgepool", ...argv.slice(2)].join(" ");
     const { reportPath } = await writeReport(path.resolve(opts.out), data, profiles, { command, ...(opts.devices ? { devices: opts.devices } : {}) });
     process.stdout.write(`report written to ${reportPath}\n`);

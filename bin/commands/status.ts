@@ -2,10 +2,10 @@
 import { z } from "zod";
 import { CoordinatorClient, type StatusView } from "../../coordinator/client.js";
 import { toEdgepoolError } from "../../shared/errors.js";
-import { fail, fmtRate, onceSignalled, parseOptions, table } from "../cli-util.js";
+import { ClientAuthSchema, clientOptions, fail, fmtRate, onceSignalled, parseOptions, table } from "../cli-util.js";
 import { etaSeconds, fmtEta } from "../progress.js";
 
-const StatusOptionsSchema = z.object({
+const StatusOptionsSchema = ClientAuthSchema.extend({
   coordinator: z.string().min(1),
   json: z.boolean().default(false),
   watch: z.boolean().default(false),
@@ -61,7 +61,7 @@ export async function statusCommand(raw: Record<string, unknown>): Promise<numbe
   const signals = onceSignalled();
   try {
     const opts = parseOptions(StatusOptionsSchema, { ...raw, intervalMs: raw.interval });
-    const client = new CoordinatorClient(opts.coordinator);
+    const client = new CoordinatorClient(opts.coordinator, clientOptions(opts));
     const render = (s: StatusView) => (opts.json ? `${JSON.stringify(s, opts.watch ? undefined : null, opts.watch ? undefined : 2)}\n` : renderStatus(s));
     if (!opts.watch) {
       process.stdout.write(render(await client.status()));

@@ -5,10 +5,10 @@ import { CoordinatorClient } from "../../coordinator/client.js";
 import { submitJob } from "../../coordinator/submit-job.js";
 import { catalogModel } from "../../shared/catalog.js";
 import { EdgepoolError } from "../../shared/errors.js";
-import { fail, fmtRate, parseOptions } from "../cli-util.js";
+import { ClientAuthSchema, clientOptions, fail, fmtRate, parseOptions } from "../cli-util.js";
 import { JobProgress, progressMode } from "../progress.js";
 
-const SubmitOptionsSchema = z.object({
+const SubmitOptionsSchema = ClientAuthSchema.extend({
   coordinator: z.string().min(1),
   model: z.string().min(1),
   input: z.array(z.string()).min(1, "give at least one --input <name>=<file.npy>"),
@@ -58,7 +58,7 @@ export async function submitCommand(raw: Record<string, unknown>): Promise<numbe
       if (!ok) throw new EdgepoolError("E_NOT_FOUND", `input '${name}': file ${file} does not exist`);
     }
     const model = await loadModelArg(opts.model);
-    const client = new CoordinatorClient(opts.coordinator);
+    const client = new CoordinatorClient(opts.coordinator, clientOptions(opts));
     const progress = new JobProgress(progressMode(process.stderr, opts.quiet), process.stderr);
     let outage = false;
     let result: Awaited<ReturnType<typeof submitJob>>;

@@ -9,6 +9,8 @@ import { parseWorkerConfig, type WorkerConfig } from "../../worker/config.js";
 import { fail } from "../cli-util.js";
 
 const BIN = fileURLToPath(new URL("../edgepool.js", import.meta.url));
+/** Where the unit reads EDGEPOOL_TOKEN from. */
+export const TOKEN_ENV_FILE = "/etc/edgepool/worker.env";
 
 /** Quotes one `Environment=` assignment for systemd (quotes, backslashes and % specifiers escaped). */
 function envLine(name: string, value: string | number): string {
@@ -40,6 +42,10 @@ export function systemdUnit(config: WorkerConfig, opts: { node: string; bin: str
     envLine("EDGEPOOL_STATE_DIR", config.stateDir),
     envLine("EDGEPOOL_LOG_LEVEL", config.logLevel),
     envLine("EDGEPOOL_LOG_FORMAT", config.logFormat),
+    ...(config.ca ? [envLine("EDGEPOOL_CA", config.ca.file)] : []),
+    // Unit files are world-readable, so a token never goes in one: it lives in a file only root reads.
+    `# Worker token (if the coordinator uses tokens): EDGEPOOL_TOKEN=... in ${TOKEN_ENV_FILE}, chmod 600`,
+    `EnvironmentFile=${config.token ? "" : "-"}${TOKEN_ENV_FILE}`,
     `ExecStart=${execArg(opts.node)} ${execArg(opts.bin)} worker`,
     // The worker reconnects by itself while it runs; Restart covers crashes and reboots of the box.
     "Restart=always",
@@ -66,6 +72,13 @@ export async function printSystemdUnitCommand(raw: Record<string, unknown>): Pro
   try {
     const config = parseWorkerConfig(raw);
     process.stdout.write(systemdUnit(config, { node: process.execPath, bin: BIN, user: os.userInfo().username }));
+    if (config.token) {
+      process.stderr.write(
+        `edgepool worker: the token is not in the unit; put it in ${TOKEN_ENV_FILE}:\n` +
+          `  sudo install -d -m 700 /etc/edgepool && sudo install -m 600 /dev/null ${TOKEN_ENV_FILE}\n` +
+          `  echo "EDGEPOOL_TOKEN=<token>" | sudo tee ${TOKEN_ENV_FILE} >/dev/null\n`,
+      );
+    }
     return 0;
   } catch (err) {
     return fail("worker", err);

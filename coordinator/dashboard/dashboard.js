@@ -347,8 +347,15 @@ function onSnapshot(snap) {
   renderChart();
 }
 
+// On a coordinator with tokens the page is opened as /?token=<client or admin token>:
+// EventSource cannot send an Authorization header, so the feed gets the token in its query.
+// The token is then taken out of the address bar (and this history entry).
+const pageToken = new URLSearchParams(location.search).get("token");
+if (pageToken) history.replaceState(null, "", location.pathname + location.hash);
+const eventsUrl = pageToken ? `/api/events?token=${encodeURIComponent(pageToken)}` : "/api/events";
+
 function connect() {
-  const source = new EventSource("/api/events");
+  const source = new EventSource(eventsUrl);
   source.addEventListener("snapshot", (e) => {
     let snap;
     try {

@@ -1,0 +1,67 @@
+/**
+ * A fetch-like HTTP(S) request on node:http and node:https. Node's global fetch (undici)
+ * cannot be given extra CA certificates per request, and undici itself is not a dependency;
+ * this helper takes `ca`, so a client can trust a coordinator's self-signed certificate
+ * without touching the process's trust store. It resolves a WHATWG `Response` as soon as the
+ * headers arrive (the body streams), and rejects with the socket's own error otherwise.
+ */
+import http from "node:http";
+import https from "node:https";
+import { Readable } from "node:stream";
+
+export interface HttpRequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Uint8Array | string | Readable | ReadableStream<Uint8Array>;
+  /** Aborts the whole exchange, body included. */
+  signal?: AbortSignal;
+  /** Certificates to trust for https (PEM), in addition to Node's bundled roots. */
+  ca?: string | readonly string[];
+}
+
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+/** GET/POST `url` and resolve its response (any status); rejects only when no response came. */
+export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): Promise<Response> {
+  const u = typeof url === "string" ? new URL(url) : url;
+  const secure = u.protocol === "https:";
+  if (!secure && u.protocol !== "http:") return Promise.reject(new TypeError(`${u.protocol} is not http: or https:`));
+  const method = opts.method ?? "GET";
+  return new Promise<Response>((resolve, reject) => {
+    const options: https.RequestOptions = {
+      method,
+      headers: opts.headers ?? {},
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(secure && opts.ca ? { ca: typeof opts.ca === "string" ? opts.ca : [...opts.ca] } : {}),
+    };
+    const onResponse = (res: http.IncomingMessage): void => {
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (v === undefined) continue;
+        if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+        else headers.set(k, v);
+      }
+      const status = res.statusCode ?? 500;
+      const empty = NULL_BODY.has(status) || method === "HEAD";
+      if (empty) res.resume();
+      try {
+        const body = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        resolve(new Response(body, { status, statusText: res.statusMessage ?? "", headers }));
+      } catch (err) {
+        res.destroy();
+        reject(err);
+      }
+    };
+    const req = secure ? https.request(u, options, onResponse) : http.request(u, options, onResponse);
+    req.on("error", reject);
+    const body = opts.body;
+    if (body === undefined) req.end();
+    else if (typeof body === "string" || body instanceof Uint8Array) req.end(body);
+    else {
+      const src = body instanceof Readable ? body : Readable.fromWeb(body as import("node:stream/web").ReadableStream<Uint8Array>);
+      src.on("error", (err) => req.destroy(err));
+      req.on("close", () => src.destroy());
+      src.pipe(req);
+    }
+  });
+}
