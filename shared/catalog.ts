@@ -87,6 +87,22 @@ function buildWideMlp(opts?: CatalogBuildOptions): Uint8Array {
   return buildPerceptron("wide-mlp", 0x776d6c70, WIDE_MLP_SIZES, opts);
 }
 
+// --- scale -------------------------------------------------------------------------------
+
+/** Floats per row of the I/O-bound model: 16 KiB in and 16 KiB out per sample. */
+const SCALE_WIDTH = 4096;
+
+/** y = 2x: one multiply per 8 bytes moved, so a pool running it measures transport, not compute. */
+function buildScale(opts?: CatalogBuildOptions): Uint8Array {
+  const batch = batchDim(opts, "scale");
+  const g = new GraphBuilder({ name: "scale" });
+  g.input("x", "float32", [batch, SCALE_WIDTH]);
+  const two = g.floats("two", [1], [2]);
+  g.op("Mul", ["x", two], {}, "y");
+  g.output("y", "float32", [batch, SCALE_WIDTH]);
+  return g.build();
+}
+
 // --- cnn ---------------------------------------------------------------------------------
 
 const CNN_BLOCKS: readonly { cin: number; cout: number; stride: number }[] = [
@@ -241,6 +257,12 @@ export const CATALOG: readonly CatalogEntry[] = [
     description: "Compute-dense perceptron: x [batch,64] → 2048 → 2048 (ReLU) → logits [batch,10]; ~8.7 MFLOP per 256-byte sample",
     build: buildWideMlp,
     sampleInputs: (batch, seed = 1) => ({ x: normalInput([batch, WIDE_MLP_SIZES[0]], seed) }),
+  },
+  {
+    name: "scale",
+    description: `I/O-bound: y = 2x on x [batch,${SCALE_WIDTH}] (16 KiB in and out per sample, one multiply per 8 bytes); for transport measurements`,
+    build: buildScale,
+    sampleInputs: (batch, seed = 1) => ({ x: normalInput([batch, SCALE_WIDTH], seed) }),
   },
   {
     name: "cnn",

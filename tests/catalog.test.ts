@@ -14,6 +14,10 @@ const EXPECTED_INFO = {
     inputs: [{ name: "x", dtype: "float32", shape: ["batch", 64] }],
     outputs: [{ name: "logits", dtype: "float32", shape: ["batch", 10] }],
   },
+  scale: {
+    inputs: [{ name: "x", dtype: "float32", shape: ["batch", 4096] }],
+    outputs: [{ name: "y", dtype: "float32", shape: ["batch", 4096] }],
+  },
   cnn: {
     inputs: [{ name: "image", dtype: "float32", shape: ["batch", 3, 32, 32] }],
     outputs: [{ name: "logits", dtype: "float32", shape: ["batch", 10] }],
@@ -66,7 +70,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 describe("catalog", () => {
   it("lists the built-in models and finds them by name", () => {
-    expect(catalogNames()).toEqual(["mlp", "wide-mlp", "cnn", "transformer"]);
+    expect(catalogNames()).toEqual(["mlp", "wide-mlp", "scale", "cnn", "transformer"]);
     expect(catalogModel("cnn").name).toBe("cnn");
     let err: unknown;
     try {
@@ -75,7 +79,7 @@ describe("catalog", () => {
       err = e;
     }
     expect((err as EdgepoolError).code).toBe("E_NOT_FOUND");
-    expect((err as EdgepoolError).message).toContain("mlp, wide-mlp, cnn, transformer");
+    expect((err as EdgepoolError).message).toContain("mlp, wide-mlp, scale, cnn, transformer");
   });
 
   it("rejects a bad batch option", () => {
@@ -101,7 +105,7 @@ describe("catalog", () => {
     it(`${entry.name}: builds byte-identical models`, () => {
       const a = entry.build();
       const b = entry.build({ batch: "dynamic" });
-      expect(a.length).toBeGreaterThan(1000);
+      expect(a.length).toBeGreaterThan(100);
       expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
       expect(Buffer.from(entry.build({ batch: 1 })).equals(Buffer.from(entry.build({ batch: 1 })))).toBe(true);
     });
@@ -146,8 +150,14 @@ describe("catalog models in onnxruntime-node", () => {
           expect(data.length).toBe(batch * spec.shape.slice(1).reduce<number>((n, d) => n * (d as number), 1));
           expect(data.every(Number.isFinite)).toBe(true);
           // Not constant: activations were scaled to stay alive through the network.
-          expect(Math.max(...data) - Math.min(...data)).toBeGreaterThan(0.1);
-          expect(Math.max(...data.map(Math.abs))).toBeLessThan(100);
+          let lo = Infinity;
+          let hi = -Infinity;
+          for (const v of data) {
+            lo = Math.min(lo, v);
+            hi = Math.max(hi, v);
+          }
+          expect(hi - lo).toBeGreaterThan(0.1);
+          expect(Math.max(hi, -lo)).toBeLessThan(100);
         }
         for (let i = 0; i < batch; i++) {
           const single = await run(dynamic, row(inputs, i));

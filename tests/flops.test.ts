@@ -38,6 +38,13 @@ describe("countFlops on the catalog", () => {
     expect(r.complete).toBe(true);
   });
 
+  it("scale: one multiply per element of its 4096-float row", () => {
+    const r = countFlops(catalogModel("scale").build());
+    expect(r.flopsPerSample).toBe(4096);
+    expect(r.byOp).toEqual({ Mul: 4096 });
+    expect(r).toMatchObject({ unknownOps: [], complete: true, outputShapes: { y: [1, 4096] } });
+  });
+
   it("cnn: exactly the hand count", () => {
     // Stem: 3→16, 3x3 stride 2 on 32x32 → 16x16, bias, ReLU.
     let expected = 2 * 16 * 16 * 16 * 3 * 9 + 16 * 16 * 16 + 16 * 16 * 16;
