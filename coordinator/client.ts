@@ -73,6 +73,8 @@ export const WorkerViewSchema = z.object({
   samplesPerSec: z.number(),
   connectedAt: z.number(),
   lastSeen: z.number(),
+  /** The inference backend the worker reported (cpu, wasm, webgpu), when it did. */
+  backend: z.string().nullable().default(null),
   trust: z.number().default(0.5),
   agreements: z.number().default(0),
   disagreements: z.number().default(0),

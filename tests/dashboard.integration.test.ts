@@ -94,6 +94,9 @@ describe("the live dashboard", () => {
     await desktop.goto(`${url}/`);
     await desktop.waitForFunction(() => document.querySelector("#connection")?.getAttribute("data-state") === "live");
     await desktop.waitForFunction(() => document.querySelector("#real-worker-count")?.getAttribute("data-count") === "1");
+    // The join QR code is served by the coordinator and renders as an image.
+    await desktop.waitForFunction(() => ((document.querySelector("#join-qr") as HTMLImageElement | null)?.naturalWidth ?? 0) > 0);
+    expect(await desktop.getAttribute("#join-link", "href")).toBe("/join");
     expect(await desktop.textContent("#virtual-worker-count")).toBe("0");
 
     // A job that runs for several seconds on capped workers.

@@ -39,7 +39,7 @@ export function renderStatus(s: StatusView, now = Date.now()): string {
       : table(
           ["WORKER", "PLATFORM", "CPUS", "THREADS", "SLOTS", "STATE", "SHARDS", "SAMPLES", "SAMPLES/S", "LAST SEEN"],
           shown.map((w) => [
-            w.name, w.platform, String(w.cpus), String(w.threads), String(w.slots), w.quarantined ? "QUARANTINED" : w.state === "draining" ? "draining" : w.busy ? "busy" : "idle",
+            w.name, w.backend && w.backend !== "cpu" ? `${w.platform} (${w.backend})` : w.platform, String(w.cpus), String(w.threads), String(w.slots), w.quarantined ? "QUARANTINED" : w.state === "draining" ? "draining" : w.busy ? "busy" : "idle",
             String(w.shardsDone), String(w.samplesDone), fmtRate(w.samplesPerSec), ago(w.lastSeen, now),
           ]),
         ) + (real.length > shown.length ? `\n... and ${real.length - shown.length} more (--json lists all)` : ""),
