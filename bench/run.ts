@@ -2,9 +2,13 @@
  * `npm run bench`: figures, each beside a baseline measured in the same run.
  *
  * - efficiency: pooled samples/s of a coordinator with 2 workers x 1 thread, against one
- *   local ONNX Runtime session with 2 intra-op threads on the same model and inputs;
+ *   local ONNX Runtime session with 2 intra-op threads on the same model and inputs (the
+ *   catalog cnn, and ResNet-50 from ../shared/zoo when it is there);
+ * - dispatch, transport, latency (pool-rates.ts): tiny shards against a raw WebSocket echo,
+ *   large shards against a raw echo, a one-shard job against a local run;
+ * - fleet (fleet.ts): idle virtual workers one coordinator holds, its RSS and CPU;
  * - memory: the coordinator's peak RSS (VmHWM, a separate process) during a job whose
- *   inputs total >= 1 GB, against its RSS when idle with workers connected;
+ *   inputs and outputs total >= 2 GB, against its RSS when idle with workers connected;
  * - heterogeneity: a pool of one unthrottled worker and one at --max-cpu 25, against the sum
  *   of the two workers' throughputs measured alone;
  * - failover: from a worker's SIGKILL (or SIGSTOP) to its shards being sent elsewhere,
@@ -12,9 +16,11 @@
  * - redundancy: pooled samples/s of a job verified with --redundancy 2 (each shard computed by
  *   two workers and compared), against the same job unverified on the same pool.
  *
- * `--json` prints one JSON object instead of lines. `--memory-gb <x>` sizes the memory job.
+ * `--json` prints one JSON object instead of lines; `--only a,b` runs a subset.
  */
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { CoordinatorClient } from "../coordinator/client.js";
 import { submitJob } from "../coordinator/submit-job.js";
@@ -22,39 +28,30 @@ import { catalogModel } from "../shared/catalog.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { NpyRowWriter } from "../shared/npy-file.js";
-import type { Tensor } from "../shared/tensor.js";
 import { runLocally } from "../worker/local-run.js";
+import type { Figure } from "./figure.js";
+import { fleetSize } from "./fleet.js";
 import { jobRate, procMemory } from "./measure.js";
+import { dispatchRate, latency, transportRate } from "./pool-rates.js";
 import { runCli, startPool, startProc, startWorker, tempDir, type Proc } from "../tests/helpers/procs.js";
 
-interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline: number;
-  baselineName: string;
-  ratio: number;
-}
 
-/** Samples/s of one local ONNX Runtime process over `x` (the second of two runs, after warm-up). */
-async function localSamplesPerSec(model: Uint8Array, name: string, x: Tensor, threads: number): Promise<number> {
-  await runLocally(model, name, x, { chunk: 256, threads });
-  return (await runLocally(model, name, x, { chunk: 256, threads })).samplesPerSec;
-}
 
-async function efficiency(samples: number): Promise<Figure> {
+/** ResNet-50 from the reference zoo, when it sits beside the checkout. */
+const RESNET50 = fileURLToPath(new URL("../../shared/zoo/light_resnet50.onnx", import.meta.url));
+
+async function efficiency(label: string, model: Uint8Array, input: string, dims: number[], chunk: number): Promise<Figure> {
   const tmp = await tempDir("bench-eff");
   const pool = await startPool(2, tmp.dir);
   try {
-    const model = catalogModel("cnn").build();
-    const dims = [samples, 3, 32, 32];
-    const x = seededNormal(5, samples * 3 * 32 * 32, 1);
+    const x = seededNormal(5, dims.reduce((a, b) => a * b, 1), 1);
     const file = path.join(tmp.dir, "x.npy");
     await writeNpyFile(file, { dtype: "float32", dims, data: x });
-    await jobRate(pool.url, model, { name: "image", file }, path.join(tmp.dir, "warm")); // warm-up: sessions, caches
-    const pooled = (await jobRate(pool.url, model, { name: "image", file }, path.join(tmp.dir, "out"))).samplesPerSec;
-    const local = await localSamplesPerSec(model, "image", { dtype: "float32", dims, data: x }, 2);
-    return { name: "efficiency: cnn, pool 2 workers x 1 thread", value: pooled, unit: "samples/s", baseline: local, baselineName: "local ORT, 2 threads", ratio: pooled / local };
+    await jobRate(pool.url, model, { name: input, file }, path.join(tmp.dir, "warm")); // warm-up: sessions, caches
+    const pooled = (await jobRate(pool.url, model, { name: input, file }, path.join(tmp.dir, "out"))).samplesPerSec;
+    await runLocally(model, input, { dtype: "float32", dims, data: x }, { chunk, threads: 2 });
+    const local = (await runLocally(model, input, { dtype: "float32", dims, data: x }, { chunk, threads: 2 })).samplesPerSec;
+    return { name: `efficiency: ${label}, pool 2 workers x 1 thread`, value: pooled, unit: "samples/s", baseline: local, baselineName: "local ORT, 2 threads", ratio: pooled / local };
   } finally {
     await pool.stop();
     await tmp.remove();
@@ -65,12 +62,13 @@ async function memory(gb: number): Promise<Figure> {
   const tmp = await tempDir("bench-mem");
   const pool = await startPool(2, tmp.dir);
   try {
-    const rowFloats = 256;
-    const rows = Math.ceil((gb * 1e9) / (rowFloats * 4));
+    // The I/O-bound scale model: its outputs are as large as its inputs.
+    const rowFloats = 4096;
+    const rows = Math.ceil((gb * 1e9) / 2 / (rowFloats * 4));
     const file = path.join(tmp.dir, "x.npy");
     // Written in blocks so the benchmark itself stays small too.
     const w = await NpyRowWriter.create(file, "float32", [rows, rowFloats]);
-    const block = 65536;
+    const block = 4096;
     const data = seededNormal(9, block * rowFloats, 1);
     for (let s = 0; s < rows; s += block) {
       const n = Math.min(block, rows - s);
@@ -79,10 +77,11 @@ async function memory(gb: number): Promise<Figure> {
     await w.close();
     const pid = pool.coordinator.child.pid!;
     const idle = await procMemory(pid, "VmRSS");
-    const r = await runCli(["submit", "--coordinator", pool.url, "--model", "mlp", "--input", `x=${file}`, "--out", path.join(tmp.dir, "out"), "--quiet"], 600_000);
+    const r = await runCli(["submit", "--coordinator", pool.url, "--model", "scale", "--input", `x=${file}`, "--out", path.join(tmp.dir, "out"), "--quiet"], 600_000);
     if (r.code !== 0) throw new Error(`memory job failed: ${r.stderr}`);
     const peak = await procMemory(pid, "VmHWM");
-    return { name: `memory: coordinator peak RSS, job with ${(rows * rowFloats * 4 / 1e9).toFixed(2)} GB of inputs`, value: peak / 1e6, unit: "MB", baseline: idle / 1e6, baselineName: "idle RSS with 2 workers", ratio: peak / idle };
+    const total = (2 * rows * rowFloats * 4) / 1e9;
+    return { name: `memory: coordinator peak RSS, job with ${total.toFixed(2)} GB of inputs and outputs`, value: peak / 1e6, unit: "MB", baseline: idle / 1e6, baselineName: "idle RSS with 2 workers", ratio: peak / idle };
   } finally {
     await pool.stop();
     await tmp.remove();
@@ -206,23 +205,46 @@ async function redundancy(samples: number): Promise<Figure> {
   }
 }
 
+const ALL = ["efficiency", "dispatch", "transport", "latency", "fleet", "memory", "heterogeneous", "failover", "redundancy"];
+
 async function main(): Promise<void> {
   const opts = new Command("bench")
     .option("--json", "print one JSON object")
-    .option("--samples <n>", "samples in the efficiency job", "16384")
-    .option("--memory-gb <x>", "input size of the memory job", "1.05")
-    .option("--only <names>", "comma-separated subset: efficiency,memory,heterogeneous,failover,redundancy")
+    .option("--samples <n>", "samples in the cnn efficiency job", "16384")
+    .option("--memory-gb <x>", "inputs plus outputs of the memory job, in GB", "2.1")
+    .option("--fleet <n>", "virtual workers to connect for the fleet figures", "50000")
+    .option("--only <names>", `comma-separated subset: ${ALL.join(",")}`)
     .parse(process.argv)
-    .opts<{ json?: boolean; samples: string; memoryGb: string; only?: string }>();
-  const only = new Set(opts.only?.split(",").map((x) => x.trim()) ?? ["efficiency", "memory", "heterogeneous", "failover", "redundancy"]);
+    .opts<{ json?: boolean; samples: string; memoryGb: string; fleet: string; only?: string }>();
+  const only = new Set(opts.only?.split(",").map((x) => x.trim()) ?? ALL);
+  for (const name of only) if (!ALL.includes(name)) throw new Error(`unknown benchmark '${name}'; choose from ${ALL.join(", ")}`);
   const figures: Figure[] = [];
+  const notes: string[] = [];
   const say = (f: Figure) => {
     figures.push(f);
     if (!opts.json) {
-      process.stdout.write(`${f.name}: ${f.value.toFixed(1)} ${f.unit} | baseline (${f.baselineName}): ${f.baseline.toFixed(1)} ${f.unit} | ratio ${f.ratio.toFixed(3)}\n`);
+      process.stdout.write(`${f.name}: ${fmt(f.value)} ${f.unit} | baseline (${f.baselineName}): ${fmt(f.baseline)} ${f.unit} | ratio ${f.ratio.toFixed(3)}\n`);
     }
   };
-  if (only.has("efficiency")) say(await efficiency(Number(opts.samples)));
+  const note = (line: string) => {
+    notes.push(line);
+    if (!opts.json) process.stdout.write(`  note: ${line}\n`);
+  };
+  const started = Date.now();
+  if (only.has("efficiency")) {
+    const n = Number(opts.samples);
+    say(await efficiency("cnn", catalogModel("cnn").build(), "image", [n, 3, 32, 32], 256));
+    if (existsSync(RESNET50)) say(await efficiency("ResNet-50 (zoo, batch 1)", readFileSync(RESNET50), "gpu_0/data_0", [48, 3, 224, 224], 1));
+    else note(`ResNet-50 efficiency skipped: ${RESNET50} is not here`);
+  }
+  if (only.has("dispatch")) say(await dispatchRate(40_000));
+  if (only.has("transport")) say(await transportRate(16_384));
+  if (only.has("latency")) say(await latency(50));
+  if (only.has("fleet")) {
+    const r = await fleetSize(Number(opts.fleet));
+    for (const f of r.figures) say(f);
+    note(r.note);
+  }
   if (only.has("memory")) say(await memory(Number(opts.memoryGb)));
   if (only.has("heterogeneous")) say(await heterogeneous(16384));
   if (only.has("failover")) {
@@ -230,7 +252,13 @@ async function main(): Promise<void> {
     say(await failover("SIGSTOP", 3_000));
   }
   if (only.has("redundancy")) say(await redundancy(40_000));
-  if (opts.json) process.stdout.write(`${JSON.stringify({ figures }, null, 2)}\n`);
+  const seconds = Math.round((Date.now() - started) / 1000);
+  if (opts.json) process.stdout.write(`${JSON.stringify({ seconds, figures, notes }, null, 2)}\n`);
+  else process.stdout.write(`(${seconds} s)\n`);
+}
+
+function fmt(x: number): string {
+  return Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2);
 }
 
 await main();

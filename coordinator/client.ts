@@ -219,8 +219,9 @@ export class CoordinatorClient {
     return this.json(JobViewSchema, "/api/jobs", { method: "POST", body: JSON.stringify(req), headers: { "content-type": "application/json" } });
   }
 
-  job(id: string) {
-    return this.json(JobViewSchema, `/api/jobs/${encodeURIComponent(id)}`);
+  /** A job's view; with `waitMs`, answered when the job ends or after that long. */
+  job(id: string, waitMs = 0) {
+    return this.json(JobViewSchema, `/api/jobs/${encodeURIComponent(id)}${waitMs > 0 ? `?wait=${waitMs}` : ""}`, {}, this.timeoutMs + waitMs);
   }
 
   cancel(id: string) {
@@ -244,12 +245,20 @@ export class CoordinatorClient {
     id: string,
     opts: { intervalMs?: number; reconnectMs?: number; onProgress?: (j: JobView) => void; onReconnecting?: (e: EdgepoolError) => void; signal?: AbortSignal } = {},
   ): Promise<JobView> {
+    const interval = opts.intervalMs ?? 200;
+    let wait = 0;
     for (;;) {
-      const j = await this.retrying(() => this.job(id), opts.reconnectMs ?? 300_000, opts.onReconnecting);
+      // A long poll: the coordinator answers as soon as the job ends, or after `interval` with
+      // its progress; so the end is seen at once without polling fast.
+      const asked = Date.now();
+      const j = await this.retrying(() => this.job(id, wait), opts.reconnectMs ?? 300_000, opts.onReconnecting);
       opts.onProgress?.(j);
       if (TERMINAL.has(j.state)) return j;
       if (opts.signal?.aborted) throw new EdgepoolError("E_CANCELLED", "stopped waiting for the job");
-      await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+      // A coordinator that answered early without the job ending (one that ignores ?wait) is not asked again at once.
+      const left = wait - (Date.now() - asked);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+      wait = interval;
     }
   }
 

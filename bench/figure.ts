@@ -1,0 +1,9 @@
+/** One benchmark figure: a value beside a baseline measured in the same run. */
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: number;
+  baselineName: string;
+  ratio: number;
+}

@@ -1,0 +1,117 @@
+/**
+ * What the coordinator costs, each beside a raw baseline measured in the same run:
+ * - dispatch: shards/s with tiny shards (one `mlp` row each: microseconds of compute) on a
+ *   pool of 2 workers, against a raw WebSocket echo of frames of the same sizes with the same
+ *   connections and messages in flight;
+ * - transport: MB/s of tensor payload (inputs out plus outputs back) through the pool with
+ *   large shards of the I/O-bound `scale` model, against a raw echo of the same sizes;
+ * - latency: a one-shard job end to end (input upload, create, dispatch, run, write, the
+ *   long-poll answer; the model is already stored), against the same inference run in this
+ *   process.
+ */
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { CoordinatorClient } from "../coordinator/client.js";
+import { catalogModel } from "../shared/catalog.js";
+import { writeNpyFile } from "../shared/npy-file.js";
+import { seededNormal } from "../shared/onnx/builder.js";
+import { startPool, tempDir } from "../tests/helpers/procs.js";
+import type { Figure } from "./figure.js";
+import { rawEcho } from "./raw-echo.js";
+
+/** Shards a worker may hold with short shards (slots + the deepest queue: see worker-session.ts). */
+const DEEP_CREDIT = 33;
+
+/** Runs one job on `file` (uploaded anew: a job takes its uploads) and times it on the coordinator. */
+async function timedJob(client: CoordinatorClient, model: string, file: string, shardSize: number) {
+  const upload = (await client.uploadNpy(file)).id;
+  const created = await client.createJob({ model, inputs: { x: upload }, shardSize });
+  const job = await client.waitForJob(created.id, { intervalMs: 1000 });
+  if (job.state !== "done") throw new Error(`bench job ${job.id} ${job.state}: ${job.error ?? ""}`);
+  return { job, secs: (job.finishedAt! - job.startedAt!) / 1000 };
+}
+
+export async function dispatchRate(shards: number): Promise<Figure> {
+  const tmp = await tempDir("bench-dispatch");
+  const pool = await startPool(2, tmp.dir);
+  try {
+    const client = new CoordinatorClient(pool.url);
+    const file = path.join(tmp.dir, "x.npy");
+    await writeNpyFile(file, { dtype: "float32", dims: [shards, 256], data: seededNormal(6, shards * 256, 1) });
+    const model = await client.uploadModel(catalogModel("mlp").build());
+    await timedJob(client, model.sha256, file, 1); // warm-up: sessions, queue depths
+    const { job, secs } = await timedJob(client, model.sha256, file, 1);
+    const pooled = job.shards / secs;
+    // Frame sizes as the pool sends them: a JSON header (~200 bytes) with one 1 KiB row out, 40 bytes back.
+    const echo = await rawEcho({ connections: 2, window: DEEP_CREDIT, requestBytes: 256 * 4 + 224, replyBytes: 10 * 4 + 200, messages: shards });
+    return { name: `dispatch: ${job.shards} one-row mlp shards on 2 workers`, value: pooled, unit: "shards/s", baseline: echo.messagesPerSec, baselineName: "raw WebSocket echo, same sizes", ratio: pooled / echo.messagesPerSec };
+  } finally {
+    await pool.stop();
+    await tmp.remove();
+  }
+}
+
+export async function transportRate(rows: number): Promise<Figure> {
+  const tmp = await tempDir("bench-transport");
+  const pool = await startPool(2, tmp.dir);
+  try {
+    const client = new CoordinatorClient(pool.url);
+    const width = 4096;
+    const file = path.join(tmp.dir, "x.npy");
+    await writeNpyFile(file, { dtype: "float32", dims: [rows, width], data: seededNormal(7, rows * width, 1) });
+    const model = await client.uploadModel(catalogModel("scale").build());
+    const shardRows = 64; // 1 MiB in and 1 MiB out per shard
+    await timedJob(client, model.sha256, file, shardRows);
+    const { secs } = await timedJob(client, model.sha256, file, shardRows);
+    const bytes = rows * width * 4 * 2;
+    const pooled = bytes / secs / 1e6;
+    const shardBytes = shardRows * width * 4;
+    const echo = await rawEcho({ connections: 2, window: 2, requestBytes: shardBytes, replyBytes: shardBytes, messages: Math.ceil(rows / shardRows) });
+    const raw = echo.bytesPerSec / 1e6;
+    return { name: `transport: scale, ${(bytes / 1e9).toFixed(2)} GB in and out, 1 MiB shards, 2 workers`, value: pooled, unit: "MB/s", baseline: raw, baselineName: "raw WebSocket echo, same sizes", ratio: pooled / raw };
+  } finally {
+    await pool.stop();
+    await tmp.remove();
+  }
+}
+
+export async function latency(runs: number): Promise<Figure> {
+  const tmp = await tempDir("bench-latency");
+  const pool = await startPool(1, tmp.dir);
+  try {
+    const client = new CoordinatorClient(pool.url);
+    const bytes = catalogModel("mlp").build();
+    const x = seededNormal(8, 256, 1);
+    const file = path.join(tmp.dir, "x.npy");
+    await writeNpyFile(file, { dtype: "float32", dims: [1, 256], data: x });
+    const model = await client.uploadModel(bytes);
+    const ends: number[] = [];
+    for (let i = 0; i < runs + 3; i++) {
+      const t0 = performance.now();
+      const upload = (await client.uploadNpy(file)).id;
+      const created = await client.createJob({ model: model.sha256, inputs: { x: upload } });
+      const job = await client.waitForJob(created.id, { intervalMs: 5000 });
+      if (job.state !== "done") throw new Error(`latency job ${job.state}`);
+      if (i >= 3) ends.push(performance.now() - t0);
+    }
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+    const locals: number[] = [];
+    for (let i = 0; i < runs + 3; i++) {
+      const t0 = performance.now();
+      await session.run({ x: new ort.Tensor("float32", x, [1, 256]) });
+      if (i >= 3) locals.push(performance.now() - t0);
+    }
+    await session.release();
+    const e2e = median(ends);
+    const local = median(locals);
+    return { name: `latency: one-shard mlp job end to end, median of ${runs} (added: ${(e2e - local).toFixed(2)} ms)`, value: e2e, unit: "ms", baseline: local, baselineName: "the same inference in this process", ratio: e2e / local };
+  } finally {
+    await pool.stop();
+    await tmp.remove();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}

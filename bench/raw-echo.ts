@@ -1,0 +1,66 @@
+/**
+ * The baseline for dispatch and transport figures: the same number of connections, messages
+ * in flight, message sizes and reply sizes as the pool uses, over a plain WebSocket echo
+ * between two processes, with nothing else done per message.
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { WebSocket } from "ws";
+
+export interface EchoResult {
+  messagesPerSec: number;
+  /** Request plus reply bytes per second. */
+  bytesPerSec: number;
+}
+
+const SERVER = fileURLToPath(new URL("./echo-server.ts", import.meta.url));
+
+/** Runs `messages` round trips over `connections` sockets, `window` in flight on each. */
+export async function rawEcho(opts: { connections: number; window: number; requestBytes: number; replyBytes: number; messages: number }): Promise<EchoResult> {
+  const server = spawn(process.execPath, ["--import", "tsx", SERVER, "--reply-bytes", String(opts.replyBytes)], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      server.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /port (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      server.once("exit", (code) => reject(new Error(`echo server exited with ${code}`)));
+    });
+    const sockets = await Promise.all(
+      Array.from({ length: opts.connections }, () => new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 1024 ** 3 });
+        ws.once("open", () => resolve(ws));
+        ws.once("error", reject);
+      })),
+    );
+    const payload = Buffer.alloc(opts.requestBytes, 3);
+    const perSocket = Math.ceil(opts.messages / opts.connections);
+    const t0 = performance.now();
+    await Promise.all(
+      sockets.map(
+        (ws) =>
+          new Promise<void>((resolve) => {
+            let sent = 0;
+            let received = 0;
+            ws.on("message", () => {
+              received += 1;
+              if (received === perSocket) resolve();
+              else if (sent < perSocket) {
+                sent += 1;
+                ws.send(payload, { binary: true });
+              }
+            });
+            for (; sent < Math.min(opts.window, perSocket); sent++) ws.send(payload, { binary: true });
+          }),
+      ),
+    );
+    const secs = (performance.now() - t0) / 1000;
+    for (const ws of sockets) ws.close();
+    const total = perSocket * opts.connections;
+    return { messagesPerSec: total / secs, bytesPerSec: (total * (opts.requestBytes + opts.replyBytes)) / secs };
+  } finally {
+    server.kill("SIGTERM");
+  }
+}
