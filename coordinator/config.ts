@@ -6,6 +6,10 @@ import { z } from "zod";
 import { parseConfig } from "../shared/config.js";
 import { pemFileSchema } from "../shared/tls.js";
 import { TokenSchema, TokensFileSchema, defaultTokenName, tokenDigest, type Role, type TokenEntry } from "./auth.js";
+import { MAX_SHARD_BYTES } from "./planner.js";
+
+/** The smallest --max-frame-mb: adaptive shards (planner.ts) must fit a frame with room to spare. */
+const MIN_FRAME_MB = (2 * MAX_SHARD_BYTES) / 2 ** 20;
 
 /** A flag given once, several times, or not at all (commander hands over a string or an array). */
 const TokenListSchema = z.preprocess(
@@ -54,6 +58,33 @@ export const CoordinatorConfigSchema = z
     statsIntervalMs: z.coerce.number().int().positive().default(5000),
     /** A connection that has not said hello by then is closed. */
     helloTimeoutMs: z.coerce.number().int().positive().default(10_000),
+    /**
+     * Largest WebSocket message (a shard or result frame), in MiB; a job whose fixed shards
+     * cannot fit is refused. At least twice the adaptive shard cap, so adaptive shards always fit.
+     */
+    maxFrameMb: z.coerce
+      .number()
+      .min(MIN_FRAME_MB, `at least ${MIN_FRAME_MB} (adaptive shards move up to ${MAX_SHARD_BYTES / 2 ** 20} MiB)`)
+      .max(4096)
+      .default(256),
+    /** Largest model upload, in MiB. */
+    maxModelMb: z.coerce.number().positive().max(4096).default(2048),
+    /** Largest input (.npy) upload, in GiB. */
+    maxInputGb: z.coerce.number().positive().default(256),
+    /** Queued or running jobs one client (token name) may have at once; an open pool counts as one client. */
+    maxJobsPerClient: z.coerce.number().int().positive().default(16),
+    /** WebSocket messages one connection may send per second (a burst of twice that is allowed). */
+    maxMessagesPerSec: z.coerce.number().int().positive().default(2000),
+    /** WebSocket connections at once, workers and handshakes together; more are refused with 503. */
+    maxWorkers: z.coerce.number().int().positive().default(100_000),
+    /** WebSocket connections that have not said hello yet; more are refused with 503. */
+    maxHandshakes: z.coerce.number().int().positive().default(1000),
+    /** An HTTP request whose headers have not all arrived by then is answered 408 and dropped. */
+    headersTimeoutMs: z.coerce.number().int().min(100).default(10_000),
+    /** A whole HTTP request, body included (uploads), must arrive within this. */
+    requestTimeoutMs: z.coerce.number().int().min(100).default(3_600_000),
+    /** An idle keep-alive HTTP connection is closed after this. */
+    keepAliveTimeoutMs: z.coerce.number().int().min(100).default(5_000),
     /** Target duration of one shard on the worker that gets it; shard sizes follow from it. */
     targetShardMs: z.coerce.number().int().positive().default(500),
     /** Deadline for a shard on a worker not yet measured on its model. */
@@ -117,11 +148,20 @@ export const CoordinatorConfigSchema = z
       });
       return z.NEVER;
     }
+    if (rest.headersTimeoutMs > rest.requestTimeoutMs) {
+      ctx.addIssue({ code: "custom", path: ["headersTimeoutMs"], message: `${rest.headersTimeoutMs} ms is longer than --request-timeout (${rest.requestTimeoutMs} ms); the headers are part of the request` });
+      return z.NEVER;
+    }
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
       ctx.addIssue({ code: "custom", path: [tlsCert ? "tlsKey" : "tlsCert"], message: "give --tls-cert and --tls-key together" });
       return z.NEVER;
     }
-    return { ...rest, tokens, tls: tlsCert && tlsKey ? { cert: tlsCert.pem, key: tlsKey.pem } : null };
+    const limits = {
+      maxFrameBytes: Math.floor(rest.maxFrameMb * 2 ** 20),
+      maxModelBytes: Math.floor(rest.maxModelMb * 2 ** 20),
+      maxInputBytes: Math.floor(rest.maxInputGb * 2 ** 30),
+    };
+    return { ...rest, ...limits, tokens, tls: tlsCert && tlsKey ? { cert: tlsCert.pem, key: tlsKey.pem } : null };
   });
 
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;

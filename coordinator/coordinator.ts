@@ -23,7 +23,7 @@ import type { CoordinatorConfig } from "./config.js";
 import { isDashboardAsset, serveDashboardAsset } from "./dashboard/assets.js";
 import { buildSnapshot } from "./dashboard/snapshot.js";
 import { EventStream } from "./events.js";
-import { readJson, sendError, sendJson } from "./http-util.js";
+import { parseRequestUrl, readJson, sendError, sendJson } from "./http-util.js";
 import { JobDb } from "./job-db.js";
 import { CreateJobSchema, JobService, jobView } from "./job-service.js";
 import { JoinPage } from "./join-page.js";
@@ -34,10 +34,8 @@ import { Throughput } from "./throughput.js";
 import { WorkerGateway } from "./worker-gateway.js";
 
 export const VERSION = "0.1.0";
-const MAX_MODEL_BYTES = 2 * 1024 ** 3;
-const MAX_INPUT_BYTES = 256 * 1024 ** 3;
-/** Largest WebSocket message accepted (a result frame). */
-const MAX_WS_PAYLOAD = 1024 ** 3;
+/** Connections refused for being over a cap are logged at most this often (with a count). */
+const REFUSAL_LOG_MS = 10_000;
 
 export class Coordinator {
   private readonly server: http.Server | https.Server;
@@ -73,7 +71,7 @@ export class Coordinator {
     private readonly log: Logger,
   ) {
     this.db = new JobDb(path.join(config.dataDir, "edgepool.sqlite"));
-    this.models = new ModelStore(path.join(config.dataDir, "models"), this.db, MAX_MODEL_BYTES);
+    this.models = new ModelStore(path.join(config.dataDir, "models"), this.db, config.maxModelBytes);
     this.scheduler = new Scheduler(
       log,
       { real: this.throughput, virtual: this.virtualThroughput },
@@ -98,7 +96,11 @@ export class Coordinator {
       },
     );
     this.metrics = new CoordinatorMetrics({ scheduler: this.scheduler, throughput: { real: this.throughput, virtual: this.virtualThroughput } });
-    this.jobs = new JobService(config.dataDir, this.db, this.models, this.scheduler, MAX_INPUT_BYTES);
+    this.jobs = new JobService(config.dataDir, this.db, this.models, this.scheduler, {
+      maxInputBytes: config.maxInputBytes,
+      maxFrameBytes: config.maxFrameBytes,
+      maxJobsPerClient: config.maxJobsPerClient,
+    });
     this.gateway = new WorkerGateway(log, this.scheduler, config);
     this.join = new JoinPage(log);
     this.auth = new Authenticator(config.tokens);
@@ -117,29 +119,83 @@ export class Coordinator {
         sendError(res, e);
       });
     };
+    // Slow or silent peers are cut off: headers within headersTimeoutMs (checked every
+    // quarter of it, not Node's default 30 s), a whole request within requestTimeoutMs, an idle
+    // keep-alive connection after keepAliveTimeoutMs, a TLS handshake within headersTimeoutMs.
+    const serverOptions: http.ServerOptions = {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+    };
     // The same routes and WebSocket endpoint over TLS (https, wss) when a certificate is given.
-    this.server = config.tls ? https.createServer({ cert: config.tls.cert, key: config.tls.key }, onRequest) : http.createServer(onRequest);
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false, handleProtocols: selectProtocol });
+    this.server = config.tls
+      ? https.createServer({ ...serverOptions, cert: config.tls.cert, key: config.tls.key, handshakeTimeout: config.headersTimeoutMs }, onRequest)
+      : http.createServer(serverOptions, onRequest);
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false, handleProtocols: selectProtocol });
     this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const url = new URL(req.url ?? "/", "http://x");
-      if (url.pathname !== "/" && url.pathname !== "/ws") {
-        socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
-        return;
-      }
-      // Refused before the WebSocket opens: a plain 401/403 on the raw socket.
       try {
-        this.auth.upgradeAccess(req, url);
+        this.onUpgrade(req, socket, head);
       } catch (err) {
-        const e = toEdgepoolError(err);
-        this.log.warn({ remote: `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? 0}`, code: e.code, err: e.message }, "worker refused: bad or missing token");
-        refuseUpgrade(socket, e);
-        return;
+        // Nothing a peer sends may throw out of an event handler (it would end the process).
+        this.log.error({ err: toEdgepoolError(err).message, url: redactUrl(req.url) }, "upgrade failed");
+        socket.destroy();
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.gateway.accept(ws, req));
     });
-    this.server.on("clientError", (_err, socket) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+    this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Unparseable requests, headers over 16 KiB, headers or requests too slow: a status, then close.
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : "400 Bad Request";
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
     });
+  }
+
+  /** Refusals over a connection cap since the last log line, and when that line was written. */
+  private capRefusals = { count: 0, loggedAt: 0 };
+
+  /**
+   * A WebSocket upgrade: the path, the caps on connections (--max-workers, --max-handshakes),
+   * then the token; any refusal is a plain HTTP answer before a WebSocket opens.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    let url: URL;
+    try {
+      url = parseRequestUrl(req.url).url;
+    } catch (err) {
+      refuseUpgrade(socket, toEdgepoolError(err));
+      return;
+    }
+    if (url.pathname !== "/" && url.pathname !== "/ws") {
+      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const full =
+      this.gateway.connections >= this.config.maxWorkers
+        ? `the pool is full: ${this.gateway.connections} WebSocket connections (--max-workers ${this.config.maxWorkers}); retry later`
+        : this.gateway.handshaking >= this.config.maxHandshakes
+          ? `${this.gateway.handshaking} connections are still handshaking (--max-handshakes ${this.config.maxHandshakes}); retry later`
+          : null;
+    if (full !== null) {
+      const now = Date.now();
+      this.capRefusals.count += 1;
+      if (now - this.capRefusals.loggedAt >= REFUSAL_LOG_MS) {
+        this.log.warn({ refused: this.capRefusals.count, connections: this.gateway.connections, handshaking: this.gateway.handshaking, err: full }, "worker connections refused: over a cap");
+        this.capRefusals = { count: 0, loggedAt: now };
+      }
+      refuseUpgrade(socket, new EdgepoolError("E_UNAVAILABLE", full));
+      return;
+    }
+    // Refused before the WebSocket opens: a plain 401/403 on the raw socket.
+    try {
+      this.auth.upgradeAccess(req, url);
+    } catch (err) {
+      const e = toEdgepoolError(err);
+      this.log.warn({ remote: `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? 0}`, code: e.code, err: e.message }, "worker refused: bad or missing token");
+      refuseUpgrade(socket, e);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.gateway.accept(ws, req));
   }
 
   /** Opens the data directory, listens, and starts the throughput log. */
@@ -325,8 +381,7 @@ export class Coordinator {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://x");
-    const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    const { url, parts } = parseRequestUrl(req.url);
     const method = req.method ?? "GET";
     const [a, b, c, d, e] = parts;
     // Throws E_AUTH / E_FORBIDDEN; public routes (pages, /api/health) pass with any caller.
@@ -359,7 +414,11 @@ export class Coordinator {
       return sendJson(res, 201, jobView(await this.jobs.create(body, viewer.owner)));
     }
     if (b === "jobs" && !c && method === "GET") return sendJson(res, 200, { jobs: this.jobs.list(viewer).map(jobView) });
-    if (b === "jobs" && c && !d && method === "GET") return sendJson(res, 200, jobView(this.jobs.get(c, viewer)));
+    if (b === "jobs" && c && !d && method === "GET") {
+      // ?wait=<ms>: answer when the job ends, or after that long (a long poll, at most 60 s).
+      const wait = Math.min(60_000, Math.max(0, Number(url.searchParams.get("wait") ?? 0) || 0));
+      return sendJson(res, 200, jobView(await this.jobs.waitForEnd(c, wait, viewer)));
+    }
     if (b === "jobs" && c && ((d === "cancel" && method === "POST") || (!d && method === "DELETE"))) {
       return sendJson(res, 200, jobView(this.jobs.cancel(c, viewer)));
     }
@@ -377,7 +436,13 @@ export class Coordinator {
       throw new EdgepoolError("E_NOT_FOUND", `${path.basename(file)} is not on this coordinator`);
     }
     res.writeHead(200, { "content-type": type, "content-length": size });
-    await pipeline(createReadStream(file), res);
+    try {
+      await pipeline(createReadStream(file), res);
+    } catch (err) {
+      // A client that goes away mid-download is not a coordinator error.
+      if (res.destroyed && !res.writableFinished && (err as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE") return;
+      throw err;
+    }
   }
 
   /**

@@ -11,23 +11,61 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
+/** How long a connection whose request body was refused unread keeps draining before it is cut. */
+const LINGER_MS = 2000;
+
 export function sendError(res: ServerResponse, err: unknown): void {
   const e = toEdgepoolError(err);
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  const req = res.req as IncomingMessage | undefined;
+  if (req && !req.complete) {
+    // The body was refused unread (too large, bad token): the connection cannot be reused.
+    // Close it after the answer, and drain a little meanwhile: closing a socket with unread
+    // bytes resets it, and a reset can destroy the answer before the client reads it.
+    res.setHeader("connection", "close");
+    res.once("finish", () => {
+      req.resume();
+      setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+    });
+  }
   sendJson(res, httpStatusFor(e.code), { error: { code: e.code, message: e.message } });
+}
+
+/** The request's URL and its decoded path segments; a malformed URL or escape is E_BAD_REQUEST. */
+export function parseRequestUrl(raw: string | undefined): { url: URL; parts: string[] } {
+  try {
+    const url = new URL(raw ?? "/", "http://x");
+    return { url, parts: url.pathname.split("/").filter(Boolean).map(decodeURIComponent) };
+  } catch (cause) {
+    throw new EdgepoolError("E_BAD_REQUEST", "malformed request URL", { cause });
+  }
+}
+
+/** The E_TOO_LARGE error for a body over `limit` bytes; `flag` names the coordinator option that sets it. */
+export function tooLarge(what: string, limit: number, flag?: string): EdgepoolError {
+  const where = flag ? ` (the coordinator's ${flag})` : "";
+  return new EdgepoolError("E_TOO_LARGE", `${what} exceeds the limit of ${limit} bytes${where}`);
+}
+
+/** Refuses a body whose declared Content-Length is over `limit` before reading any of it. */
+export function checkContentLength(req: IncomingMessage, limit: number, what: string, flag?: string): void {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(`${what} of ${declared} bytes`, limit, flag);
 }
 
 /** Reads a JSON body (at most 1 MiB) and validates it. */
 export async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
+  checkContentLength(req, MAX_JSON_BODY, "JSON body");
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
+  // Not destroyed on an early exit, so the 413 can still be answered on this connection.
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     const b = chunk as Buffer;
     size += b.byteLength;
-    if (size > MAX_JSON_BODY) throw new EdgepoolError("E_BAD_REQUEST", `JSON body exceeds ${MAX_JSON_BODY} bytes`);
+    if (size > MAX_JSON_BODY) throw tooLarge("JSON body", MAX_JSON_BODY);
     chunks.push(b);
   }
   let value: unknown;

@@ -11,7 +11,7 @@ import { z } from "zod";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { safeFileName, validateJobInputs } from "../shared/job-inputs.js";
 import { readNpyFileHeader } from "../shared/npy-file.js";
-import { elementCount, bytesPerElement } from "../shared/tensor.js";
+import { elementCount, bytesPerElement, rowBytes } from "../shared/tensor.js";
 import type { Viewer } from "./auth.js";
 import { bodyToFile } from "./body-to-file.js";
 import { Job } from "./job.js";
@@ -24,7 +24,9 @@ const JOB_ID_RE = /^j_[0-9a-z]{16}$/;
 
 export const CreateJobSchema = z.object({
   model: z.string().regex(/^[0-9a-f]{64}$/, "model must be the sha256 returned by POST /api/models"),
-  inputs: z.record(z.string().min(1).max(256), z.string().regex(UPLOAD_ID_RE, "input values must be upload ids")),
+  inputs: z
+    .record(z.string().min(1).max(256), z.string().regex(UPLOAD_ID_RE, "input values must be upload ids"))
+    .refine((r) => Object.keys(r).length <= 1024, "at most 1024 inputs"),
   shardSize: z.number().int().positive().optional(),
   /** Workers that compute each shard independently; results must agree (default 1: no check). */
   redundancy: z.number().int().min(1).max(9).optional(),
@@ -33,16 +35,56 @@ export const CreateJobSchema = z.object({
 });
 export type CreateJobRequest = z.infer<typeof CreateJobSchema>;
 
+export interface JobLimits {
+  /** Largest input upload (--max-input-gb). */
+  maxInputBytes: number;
+  /** Largest WebSocket frame (--max-frame-mb): every shard frame and result frame must fit. */
+  maxFrameBytes: number;
+  /** Queued or running jobs per owner (--max-jobs-per-client); an open pool is one owner. */
+  maxJobsPerClient: number;
+}
+
+/** Room left in a frame for its JSON header and alignment padding. */
+const FRAME_HEADER_ALLOWANCE = 64 * 1024;
+
+/**
+ * Refuses a job whose shards could not travel in one frame: a single row over the frame
+ * limit, or a fixed shard size whose input or (known) output rows exceed it (a shard holds at
+ * most the job's `rows`). The message names the largest --shard-size that fits.
+ */
+export function checkShardsFitFrame(inRowBytes: number, outRowBytes: number, shardSize: number | null, maxFrameBytes: number, rows = Infinity): void {
+  const perRow = Math.max(inRowBytes, outRowBytes, 1);
+  const budget = maxFrameBytes - FRAME_HEADER_ALLOWANCE;
+  const fits = Math.floor(budget / perRow);
+  if (fits < 1) {
+    throw new EdgepoolError(
+      "E_TOO_LARGE",
+      `one row of this job moves ${perRow} bytes, more than fits in one ${maxFrameBytes}-byte frame; start the coordinator with a larger --max-frame-mb`,
+    );
+  }
+  if (shardSize !== null && Math.min(shardSize, rows) > fits) {
+    throw new EdgepoolError(
+      "E_TOO_LARGE",
+      `--shard-size ${shardSize} makes frames of about ${Math.min(shardSize, rows) * perRow} bytes (${perRow} bytes a row), over the coordinator's ` +
+        `frame limit of ${maxFrameBytes} bytes (--max-frame-mb); use --shard-size ${fits} or less, or leave it out to size shards automatically`,
+    );
+  }
+}
+
 export class JobService {
   /** Active jobs by id; finished jobs are read from the database. */
   private readonly live = new Map<string, Job>();
+  /** Long polls waiting for an active job to end, by job id. */
+  private readonly waiters = new Map<string, Set<() => void>>();
+  /** Jobs being created, by owner, counted against --max-jobs-per-client until they are live. */
+  private readonly creating = new Map<string | null, number>();
 
   constructor(
     private readonly dataDir: string,
     private readonly db: JobDb,
     private readonly models: ModelStore,
     private readonly scheduler: Scheduler,
-    private readonly maxInputBytes: number,
+    private readonly limits: JobLimits,
   ) {}
 
   private get uploadsDir(): string {
@@ -79,7 +121,7 @@ export class JobService {
 
   /** Streams an .npy upload to disk and checks it is a complete, supported .npy file. */
   async upload(req: IncomingMessage): Promise<{ id: string; dtype: string; shape: number[]; bytes: number }> {
-    const received = await bodyToFile(req, this.uploadsDir, this.maxInputBytes, { hash: false });
+    const received = await bodyToFile(req, this.uploadsDir, this.limits.maxInputBytes, { hash: false, what: "input upload", flag: "--max-input-gb" });
     try {
       const header = await readNpyFileHeader(received.file);
       const expected = header.headerBytes + elementCount(header.shape) * bytesPerElement(header.dtype);
@@ -99,9 +141,32 @@ export class JobService {
 
   /** Validates a job request against the model, claims its uploads and queues its shards for `owner`. */
   async create(req: CreateJobRequest, owner: string | null = null): Promise<JobRow> {
+    let active = this.creating.get(owner) ?? 0;
+    for (const job of this.live.values()) if (job.active && job.row.owner === owner) active += 1;
+    if (active >= this.limits.maxJobsPerClient) {
+      const who = owner === null ? "this pool" : `client '${owner}'`;
+      throw new EdgepoolError(
+        "E_RATE_LIMIT",
+        `${who} already has ${active} queued or running jobs, the most allowed (--max-jobs-per-client ${this.limits.maxJobsPerClient}); wait for one to finish or cancel one`,
+      );
+    }
+    this.creating.set(owner, (this.creating.get(owner) ?? 0) + 1);
+    try {
+      return await this.createCounted(req, owner);
+    } finally {
+      const n = (this.creating.get(owner) ?? 1) - 1;
+      if (n > 0) this.creating.set(owner, n);
+      else this.creating.delete(owner);
+    }
+  }
+
+  private async createCounted(req: CreateJobRequest, owner: string | null): Promise<JobRow> {
     const model = this.models.require(req.model);
     const given = [];
+    const claimed = new Set<string>();
     for (const [name, uploadId] of Object.entries(req.inputs)) {
+      if (claimed.has(uploadId)) throw new EdgepoolError("E_BAD_REQUEST", `upload ${uploadId} is given for two inputs; upload each input on its own`);
+      claimed.add(uploadId);
       const file = path.join(this.uploadsDir, `${uploadId}.npy`);
       try {
         await stat(file);
@@ -112,13 +177,25 @@ export class JobService {
       given.push({ name, uploadId, file, dtype: h.dtype, shape: h.shape });
     }
     const rows = validateJobInputs(model.info.inputs, given);
+    const inRow = given.reduce((sum, g) => sum + rowBytes(g.dtype, g.shape), 0);
+    const outRow = model.info.outputs.reduce((sum, o) => {
+      const dims = o.shape.slice(1);
+      return dims.every((d): d is number => typeof d === "number") ? sum + rowBytes(o.dtype, [1, ...dims]) : sum;
+    }, 0);
+    checkShardsFitFrame(inRow, outRow, req.shardSize ?? null, this.limits.maxFrameBytes, rows);
     const id = `j_${randomBytes(10).toString("hex").slice(0, 16)}`;
     const dir = this.jobDir(id);
     await mkdir(path.join(dir, "inputs"), { recursive: true });
     const inputs = [];
     for (const [i, g] of given.entries()) {
       const rel = path.join("inputs", `${i}-${safeFileName(g.name)}.npy`);
-      await rename(g.file, path.join(dir, rel));
+      try {
+        await rename(g.file, path.join(dir, rel));
+      } catch (cause) {
+        // Another job claimed this upload since it was checked above.
+        await rm(dir, { recursive: true, force: true });
+        throw new EdgepoolError("E_NOT_FOUND", `upload ${g.uploadId} for input '${g.name}' is gone (claimed by another job?); upload the .npy again`, { cause });
+      }
       inputs.push({ name: g.name, file: rel, dtype: g.dtype, shape: g.shape });
     }
     const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null, verification: VerificationSchema.parse({ redundancy: req.redundancy, rtol: req.rtol, atol: req.atol }), owner };
@@ -133,6 +210,31 @@ export class JobService {
   /** Called when a job reaches a terminal state. */
   forget(job: Job): void {
     this.live.delete(job.id);
+    const waiting = this.waiters.get(job.id);
+    this.waiters.delete(job.id);
+    for (const wake of waiting ?? []) wake();
+  }
+
+  /**
+   * Resolves when job `id` has ended (done, failed or cancelled) or after `ms`, whichever
+   * comes first: a long poll, so a client learns of the end at once without polling fast.
+   */
+  async waitForEnd(id: string, ms: number, viewer?: Viewer): Promise<JobRow> {
+    const row = this.get(id, viewer);
+    if (!this.live.has(id) || ms <= 0) return row;
+    await new Promise<void>((resolve) => {
+      const set = this.waiters.get(id) ?? new Set<() => void>();
+      this.waiters.set(id, set);
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      set.add(wake);
+    });
+    return this.get(id, viewer);
   }
 
   /**
@@ -186,6 +288,8 @@ export class JobService {
   }
 
   async close(): Promise<void> {
+    for (const set of this.waiters.values()) for (const wake of [...set]) wake();
+    this.waiters.clear();
     await Promise.allSettled([...this.live.values()].map((j) => j.closeFiles()));
   }
 }

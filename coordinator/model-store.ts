@@ -9,11 +9,14 @@ import { EdgepoolError } from "../shared/errors.js";
 import { countFlops } from "../shared/flops.js";
 import { readModelInfo } from "../shared/onnx/model-info.js";
 import { bodyToFile } from "./body-to-file.js";
+import { Limiter } from "./limiter.js";
 import type { JobDb, ModelRow } from "./job-db.js";
 
 export const SHA256_RE = /^[0-9a-f]{64}$/;
 
 export class ModelStore {
+  private readonly parsing = new Limiter(1);
+
   constructor(
     private readonly dir: string,
     private readonly db: JobDb,
@@ -43,15 +46,19 @@ export class ModelStore {
 
   /** Stores an uploaded model body and returns its record. Idempotent for the same bytes. */
   async upload(req: IncomingMessage): Promise<ModelRow> {
-    const received = await bodyToFile(req, this.dir, this.maxModelBytes, { hash: true });
+    const received = await bodyToFile(req, this.dir, this.maxModelBytes, { hash: true, what: "model upload", flag: "--max-model-mb" });
     const sha256 = received.sha256!;
     try {
       const existing = this.db.getModel(sha256);
       if (existing) return existing;
-      const bytes = new Uint8Array(await readFile(received.file));
-      const info = readModelInfo(bytes);
-      const flops = countFlops(bytes);
-      const record = { ...info, flopsPerSample: flops.flopsPerSample };
+      // The model must parse as ONNX before it is accepted (E_MODEL_INVALID otherwise). One
+      // at a time: parsing holds the whole file in memory, and uploads may come in parallel.
+      const record = await this.parsing.run(async () => {
+        const bytes = new Uint8Array(await readFile(received.file));
+        const info = readModelInfo(bytes);
+        const flops = countFlops(bytes);
+        return { ...info, flopsPerSample: flops.flopsPerSample };
+      });
       await rename(received.file, this.pathOf(sha256));
       this.db.putModel(sha256, received.bytes, record);
       return { sha256, bytes: received.bytes, info: record };

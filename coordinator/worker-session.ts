@@ -6,6 +6,7 @@
  * finishes what it runs but gets nothing new); `closed` when the socket goes.
  */
 import type { WebSocket } from "ws";
+import { sendCoalesced } from "../shared/ws-send.js";
 import type { Hello } from "../shared/protocol.js";
 import type { Job, ShardTask } from "./job.js";
 
@@ -41,8 +42,12 @@ export class WorkerSession {
   computeMs = 0;
   shardErrors = 0;
   malformed = 0;
+  /** Refused (a limit, a bad hello, too much garbage): closing, and nothing more it sends is read. */
+  refused = false;
   rowsSent = 0;
   shardsSent = 0;
+  /** Binary messages received, counted against shardsSent by the rate limit. */
+  resultsReceived = 0;
   lastShardRows = 0;
   /** Verified shards where this worker's answer agreed with the accepted one, and where it did not. */
   agreements = 0;
@@ -151,7 +156,7 @@ export class WorkerSession {
 
   send(data: string | Uint8Array): boolean {
     if (this.state === "closed" || this.socket.readyState !== this.socket.OPEN) return false;
-    this.socket.send(data, { binary: typeof data !== "string" });
+    sendCoalesced(this.socket, data);
     return true;
   }
 

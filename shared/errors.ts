@@ -20,6 +20,10 @@ export const ERROR_CODES = {
   E_STATE: { http: 409, ws: 1008 },
   E_TIMEOUT: { http: 504, ws: 1011 },
   E_UNAVAILABLE: { http: 503, ws: 1013 },
+  /** Over a size limit: an upload, a JSON body, a frame, or a shard that would not fit in one. */
+  E_TOO_LARGE: { http: 413, ws: 1009 },
+  /** Over a rate or count limit: messages per second, active jobs per client. */
+  E_RATE_LIMIT: { http: 429, ws: 1008 },
   E_CONFIG: { http: 400, ws: 1008 },
   /** No token, or one the coordinator does not know. */
   E_AUTH: { http: 401, ws: 1008 },

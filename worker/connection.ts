@@ -16,6 +16,7 @@
  *
  * Callers see typed events only: `connected`, `text`, `binary`, `disconnected`.
  */
+import { sendCoalesced } from "../shared/ws-send.js";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { WebSocket, type RawData } from "ws";
@@ -93,7 +94,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Sends a text or binary message; false when no connection is open (the message is dropped). */
   send(data: string | Uint8Array): boolean {
     if (!this.isOpen || !this.socket) return false;
-    this.socket.send(data, { binary: typeof data !== "string" });
+    sendCoalesced(this.socket, data);
     return true;
   }
 

@@ -14,6 +14,9 @@ export async function coordinatorCommand(opts: Record<string, unknown>): Promise
       statsIntervalMs: opts.statsInterval,
       heartbeatTimeoutMs: opts.heartbeatTimeout,
       targetShardMs: opts.shardMs,
+      helloTimeoutMs: opts.helloTimeout,
+      headersTimeoutMs: opts.headersTimeout,
+      requestTimeoutMs: opts.requestTimeout,
     });
     const log = createLogger({ name: "coordinator", level: config.logLevel, format: config.logFormat });
     coordinator = await Coordinator.start(config, log);
