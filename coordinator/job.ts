@@ -88,6 +88,7 @@ export class Job {
       throw err;
     }
     for (const s of db.pendingShards(row.id)) job.pending.push({ ...s, causes: [], failedOn: new Set() });
+    job.prepareOutputs();
     return job;
   }
 
@@ -218,7 +219,7 @@ export class Job {
   }
 
   /** Output files are created on the first result, when the per-row output shape is known. */
-  private ensureOutputs(first: NamedTensor[]): Promise<void> {
+  private ensureOutputs(first: ReadonlyArray<Pick<NamedTensor, "name" | "dtype" | "dims">>): Promise<void> {
     if (!this.outputsReady) {
       this.outputsReady = (async () => {
         await mkdir(path.join(this.dir, "outputs"), { recursive: true });
@@ -243,6 +244,23 @@ export class Job {
       });
     }
     return this.outputsReady;
+  }
+
+  /**
+   * When the model declares every output dim but the batch, the output files can be made
+   * while the first shard is still out, instead of after its result arrives: one job's
+   * worth of file creation off the path from dispatch to done. A failure here is left for
+   * the first result to meet again (ensureOutputs retries).
+   */
+  private prepareOutputs(): void {
+    if (this.outputs || this.outputsReady) return;
+    const declared = [];
+    for (const o of this.model.info.outputs) {
+      const rest = o.shape.slice(1);
+      if (!rest.every((d): d is number => typeof d === "number" && d > 0)) return;
+      declared.push({ name: o.name, dtype: o.dtype, dims: [this.row.rows, ...rest] });
+    }
+    this.ensureOutputs(declared).catch(() => undefined);
   }
 
   /**
