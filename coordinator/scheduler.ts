@@ -372,6 +372,7 @@ export class Scheduler {
         if (w.inflight.get(shardId) !== d) return; // withdrawn while reading
         if (!w.send(frame)) return; // the socket went; removeWorker hands it back
         d.sentAt = Date.now();
+        w.noteFrameBytes(frame.byteLength);
         this.counters.dispatched += 1;
         this.counters.bytesOut += frame.byteLength;
         if (handedBackAt !== undefined) this.events.resent?.(d, handedBackAt);

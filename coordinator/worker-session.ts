@@ -28,6 +28,8 @@ export interface Dispatch {
 const PIPELINE_MS = 20;
 /** Most shards queued per slot beyond the one running. */
 const MAX_PREFETCH = 32;
+/** Most bytes of shard frames a deep queue may hold per slot. */
+const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 
 export type WorkerSessionState = "handshake" | "ready" | "draining" | "closed";
 
@@ -56,6 +58,8 @@ export class WorkerSession {
   quarantined = false;
   /** Smoothed busy milliseconds (compute plus CPU-cap rest) per shard, for the queue depth. */
   private shardMsAvg = 0;
+  /** Smoothed bytes of the shard frames sent, for the queue depth. */
+  private frameBytesAvg = 0;
   /** Set once the worker said it is draining (state may have moved on to closed since). */
   drained = false;
   /** Effective samples/s by model sha256 (compute plus CPU-cap idling), smoothed. */
@@ -87,8 +91,18 @@ export class WorkerSession {
    */
   get credit(): number {
     const slots = this.hello?.slots ?? 0;
-    const deep = this.shardMsAvg > 0 ? Math.min(MAX_PREFETCH, Math.ceil(PIPELINE_MS / this.shardMsAvg)) * slots : 0;
+    if (this.shardMsAvg <= 0) return slots + this.prefetch;
+    // Deep enough to cover the round trip, but never holding more than MAX_QUEUED_BYTES of
+    // frames per slot: large shards need no depth, and their frames are what fills memory.
+    const byTime = Math.ceil(PIPELINE_MS / this.shardMsAvg);
+    const byBytes = this.frameBytesAvg > 0 ? Math.floor(MAX_QUEUED_BYTES / this.frameBytesAvg) : MAX_PREFETCH;
+    const deep = Math.min(MAX_PREFETCH, byTime, byBytes) * slots;
     return slots + Math.max(this.prefetch, deep);
+  }
+
+  /** Records the size of a shard frame sent to this worker (for the queue depth). */
+  noteFrameBytes(bytes: number): void {
+    this.frameBytesAvg = this.frameBytesAvg > 0 ? 0.8 * this.frameBytesAvg + 0.2 * bytes : bytes;
   }
 
   get freeCredit(): number {
