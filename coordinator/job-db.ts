@@ -122,6 +122,13 @@ CREATE TABLE IF NOT EXISTS shards (
 );
 `;
 
+interface JobDelta {
+  /** The latest cut point and how many shards were cut since the last commit. */
+  cut: { end: number; count: number } | null;
+  samples: number;
+  shards: number;
+}
+
 /** Longest a cut or done shard waits before its record is committed. */
 const GROUP_COMMIT_MS = 10;
 
@@ -137,6 +144,7 @@ export class JobDb {
   private readonly db: Database.Database;
   private closed = false;
   private queue: Array<() => void> = [];
+  private readonly jobDeltas = new Map<string, JobDelta>();
   private commitTimer: NodeJS.Timeout | null = null;
   private readonly statements = new Map<string, Database.Statement>();
 
@@ -181,9 +189,11 @@ export class JobDb {
   cutShard(jobId: string, idx: number, start: number, end: number): void {
     this.later(() => {
       this.sql("INSERT INTO shards (job_id, idx, start, end) VALUES (?, ?, ?, ?)").run(jobId, idx, start, end);
-      this.sql("UPDATE jobs SET next_row = ?, shard_count = shard_count + 1 WHERE id = ?").run(end, jobId);
+      const d = this.jobDelta(jobId);
+      d.cut = { end, count: (d.cut?.count ?? 0) + 1 };
     });
   }
+
 
   getJob(id: string): JobRow | undefined {
     this.flush();
@@ -245,9 +255,13 @@ export class JobDb {
   markShardDone(jobId: string, idx: number, rows: number): void {
     this.later(() => {
       const r = this.sql("UPDATE shards SET done = 1 WHERE job_id = ? AND idx = ? AND done = 0").run(jobId, idx);
-      if (r.changes === 1) this.sql("UPDATE jobs SET samples_done = samples_done + ?, shards_done = shards_done + 1 WHERE id = ?").run(rows, jobId);
+      if (r.changes !== 1) return;
+      const d = this.jobDelta(jobId);
+      d.samples += rows;
+      d.shards += 1;
     });
   }
+
 
   recordAttempt(jobId: string, idx: number): void {
     this.later(() => this.sql("UPDATE shards SET attempts = attempts + 1 WHERE job_id = ? AND idx = ?").run(jobId, idx));
@@ -280,8 +294,25 @@ export class JobDb {
     this.queue = [];
     this.db.transaction(() => {
       for (const op of ops) op();
+      // A job's counters move once per commit, not once per shard.
+      for (const [jobId, d] of this.jobDeltas) {
+        if (d.cut) this.sql("UPDATE jobs SET next_row = ?, shard_count = shard_count + ? WHERE id = ?").run(d.cut.end, d.cut.count, jobId);
+        if (d.shards > 0) this.sql("UPDATE jobs SET samples_done = samples_done + ?, shards_done = shards_done + ? WHERE id = ?").run(d.samples, d.shards, jobId);
+      }
+      this.jobDeltas.clear();
     })();
   }
+
+  /** The counter changes of `jobId` gathered since the last commit. */
+  private jobDelta(jobId: string): JobDelta {
+    let d = this.jobDeltas.get(jobId);
+    if (!d) {
+      d = { cut: null, samples: 0, shards: 0 };
+      this.jobDeltas.set(jobId, d);
+    }
+    return d;
+  }
+
 
   /** A prepared statement, prepared once. */
   private sql(text: string): Database.Statement {
