@@ -257,6 +257,10 @@ export class NpyRowReader {
  */
 /** Writes smaller than this wait a moment to be written together with their neighbours. */
 const SMALL_WRITE = 64 * 1024;
+/** A gathering of at least this many writes means the writer is busy... */
+const GATHER_BUSY_WRITES = 4;
+/** ...and the next one waits this long to gather more. */
+const GATHER_MS = 2;
 
 interface PendingWrite {
   at: number;
@@ -269,6 +273,8 @@ export class NpyRowWriter {
   private handle: FileHandle | null;
   /** Small writes gathered in this turn of the event loop; written together in the next. */
   private gathered: PendingWrite[] = [];
+  /** How long the next gathering waits (0: the next turn of the event loop). */
+  private gatherMs = 0;
   /** The gathered writes being written now, so close() can wait for them. */
   private writing: Promise<void> = Promise.resolve();
 
@@ -334,7 +340,10 @@ export class NpyRowWriter {
       // Tiny shards each wrote a few bytes with a syscall of their own; gathered, rows that
       // land next to each other become one write. Each caller still waits for its own bytes.
       return new Promise<void>((resolve, reject) => {
-        if (this.gathered.length === 0) setImmediate(() => this.writeGathered(handle));
+        if (this.gathered.length === 0) {
+          if (this.gatherMs > 0) setTimeout(() => this.writeGathered(handle), this.gatherMs);
+          else setImmediate(() => this.writeGathered(handle));
+        }
         this.gathered.push({ at, data, resolve, reject });
       });
     }
@@ -349,6 +358,10 @@ export class NpyRowWriter {
   private writeGathered(handle: FileHandle): void {
     const batch = this.gathered.sort((a, b) => a.at - b.at);
     this.gathered = [];
+    // Busy (many writes a turn): gather for a couple of ms next time, so rows from many
+    // results merge into few writes. Quiet: write on the next turn, so a lone result waits
+    // for nothing.
+    this.gatherMs = batch.length >= GATHER_BUSY_WRITES ? GATHER_MS : 0;
     const runs: PendingWrite[][] = [];
     for (const w of batch) {
       const run = runs[runs.length - 1];
