@@ -15,6 +15,7 @@
  * Also GET /api/join-qr.svg[?url=...]: a QR code (SVG) of the join URL, for the dashboard;
  * without `url` it encodes this coordinator's /join as the asking browser reached it.
  */
+import { contentSecurityPolicy, inlineStyleHashes } from "./csp.js";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -72,21 +73,6 @@ const QrQuerySchema = z.object({
 
 /** A Host header worth echoing into a URL: a name or address and an optional port. */
 const HOST = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
-
-function csp(styleHashes: readonly string[]): string {
-  return [
-    "default-src 'none'",
-    // WebAssembly compilation needs 'wasm-unsafe-eval'; nothing here needs eval.
-    "script-src 'self' 'wasm-unsafe-eval'",
-    "worker-src 'self'",
-    `style-src 'self'${styleHashes.map((s) => ` ${s}`).join("")}`,
-    "img-src 'self'",
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join("; ");
-}
 
 /**
  * The model the engine runs before it joins, to prove its backend computes: y = x · I with
@@ -194,9 +180,7 @@ export class JoinPage {
     if (source.kind === "html") {
       body = await readFile(path.join(BROWSER_SRC, "join.html"));
       type = "text/html; charset=utf-8";
-      styles = [...body.toString("utf8").matchAll(/<style>([\s\S]*?)<\/style>/g)].map(
-        (m) => `'sha256-${createHash("sha256").update(m[1]!, "utf8").digest("base64")}'`,
-      );
+      styles = inlineStyleHashes(body.toString("utf8"));
     } else if (source.kind === "probe") {
       body = Buffer.from(probeModel());
       type = "application/octet-stream";
@@ -214,7 +198,7 @@ export class JoinPage {
       if (source.name.endsWith(".wasm")) type = "application/wasm";
     }
     const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
-    return { body, type, etag, csp: csp(styles), gzipped: null };
+    return { body, type, etag, csp: contentSecurityPolicy({ styleHashes: styles, wasm: true }), gzipped: null };
   }
 
   private async serveQr(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

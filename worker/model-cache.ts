@@ -6,6 +6,7 @@
  * or a hand-edited file is caught before ONNX Runtime sees it. Concurrent requests for the
  * same model share one download.
  */
+import { readBodyCapped } from "../shared/read-body.js";
 import { createHash, randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -130,12 +131,7 @@ export class ModelCache {
         }
         throw new EdgepoolError("E_MODEL_LOAD", `GET ${url} answered HTTP ${res.status}; the coordinator does not serve model ${sha256}`);
       }
-      const declared = Number(res.headers.get("content-length") ?? NaN);
-      if (declared > this.maxBytes) {
-        await res.body?.cancel().catch(() => undefined);
-        throw new EdgepoolError("E_MODEL_LOAD", `model ${sha256} is ${declared} bytes, more than the ${this.maxBytes} this worker accepts`);
-      }
-      bytes = await this.readBody(res, sha256);
+      bytes = await readBodyCapped(res, this.maxBytes, `model ${sha256}`, "this worker");
     } catch (err) {
       if (this.closing.signal.aborted) throw new EdgepoolError("E_CANCELLED", `download of model ${sha256} stopped: the worker is closing`, { cause: err });
       if (timeout.aborted) {
@@ -152,26 +148,6 @@ export class ModelCache {
     }
     this.opts.log.info({ model: sha256, bytes: bytes.byteLength, ms: Math.round(performance.now() - started) }, "model downloaded");
     return bytes;
-  }
-
-  /** Reads the body into one buffer, refusing to grow past maxBytes when no length was declared. */
-  private async readBody(res: Response, sha256: string): Promise<Uint8Array> {
-    if (!res.body) return new Uint8Array(0);
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    const reader = res.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > this.maxBytes) {
-        await reader.cancel().catch(() => undefined);
-        throw new EdgepoolError("E_MODEL_LOAD", `model ${sha256} is larger than the ${this.maxBytes} bytes this worker accepts`);
-      }
-      chunks.push(value);
-    }
-    if (chunks.length === 1) return chunks[0]!;
-    return Buffer.concat(chunks, total);
   }
 
   private async store(sha256: string, bytes: Uint8Array): Promise<void> {

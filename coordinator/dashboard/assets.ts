@@ -4,7 +4,7 @@
  * the page load nothing but its own origin: its script, its event stream, its icon. The
  * page's one inline <style> is allowed by its sha256, computed when the file is first read.
  */
-import { createHash } from "node:crypto";
+import { contentSecurityPolicy, inlineStyleHashes } from "../csp.js";
 import { readFile } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
@@ -52,18 +52,6 @@ export async function serveDashboardAsset(res: ServerResponse, pathname: string)
 
 async function load(file: string): Promise<{ body: Buffer; csp: string }> {
   const body = await readFile(fileURLToPath(new URL(file, import.meta.url)));
-  const styles = [...body.toString("utf8").matchAll(/<style>([\s\S]*?)<\/style>/g)].map(
-    (m) => `'sha256-${createHash("sha256").update(m[1]!, "utf8").digest("base64")}'`,
-  );
-  const csp = [
-    "default-src 'none'",
-    "script-src 'self'",
-    `style-src 'self'${styles.map((s) => ` ${s}`).join("")}`,
-    "img-src 'self'",
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join("; ");
+  const csp = contentSecurityPolicy({ styleHashes: inlineStyleHashes(body.toString("utf8")) });
   return { body, csp };
 }

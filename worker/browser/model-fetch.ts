@@ -3,6 +3,7 @@
  * body's sha256 checked before ONNX Runtime sees a byte. A download that stalls is given up
  * after `timeoutMs`; one bigger than `maxBytes` is refused while it streams.
  */
+import { readBodyCapped } from "../../shared/read-body.js";
 import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
 import { sha256Hex } from "./sha256.js";
 
@@ -31,7 +32,7 @@ export async function fetchModel(base: string, sha256: string, opts: FetchModelO
       }
       throw new EdgepoolError("E_MODEL_LOAD", `GET ${url} answered HTTP ${res.status}; the coordinator does not serve model ${sha256}`);
     }
-    bytes = await readBody(res, sha256, opts.maxBytes);
+    bytes = await readBodyCapped(res, opts.maxBytes, `model ${sha256}`, "this browser");
   } catch (err) {
     if (signal.aborted) throw new EdgepoolError("E_TIMEOUT", `downloading model ${sha256} took longer than ${opts.timeoutMs} ms`, { cause: err });
     if (err instanceof EdgepoolError) throw err;
@@ -40,34 +41,4 @@ export async function fetchModel(base: string, sha256: string, opts: FetchModelO
   const actual = await sha256Hex(bytes);
   if (actual !== sha256) throw new EdgepoolError("E_MODEL_HASH", `model downloaded from ${url} has sha256 ${actual}, not ${sha256}; not using it`);
   return bytes;
-}
-
-async function readBody(res: Response, sha256: string, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(res.headers.get("content-length") ?? NaN);
-  if (declared > maxBytes) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new EdgepoolError("E_MODEL_LOAD", `model ${sha256} is ${declared} bytes, more than the ${maxBytes} this browser accepts`);
-  }
-  if (!res.body) return new Uint8Array(await res.arrayBuffer());
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new EdgepoolError("E_MODEL_LOAD", `model ${sha256} is larger than the ${maxBytes} bytes this browser accepts`);
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
 }
