@@ -81,6 +81,8 @@ const MAX_COPIED_FRACTION = 0.1;
  * time, so looking a few times a second loses nothing.
  */
 const STRAGGLER_SCAN_MS = 100;
+/** Deep worker queues only while more than this many shards per ready worker remain. */
+const DEEP_QUEUE_SHARDS_PER_WORKER = 8;
 
 export class Scheduler {
   readonly workers = new Set<WorkerSession>();
@@ -230,17 +232,31 @@ export class Scheduler {
   pump(): void {
     if (this.jobs.length === 0) return;
     const ready = this.workers.size - this.drainingCount;
+    // Deep queues (worker-session.ts) are for many short shards; when there are not many more
+    // shards than workers, a deep queue on one worker would starve the idle others.
+    const deepAllowed = this.remainingShards() > DEEP_QUEUE_SHARDS_PER_WORKER * ready;
     for (const w of this.hungry) {
       if (!this.jobs.some((j) => j.hasWork)) break;
-      while (w.freeCredit > 0) {
+      while (w.freeCredit > 0 && (deepAllowed || w.inflight.size < w.baseCredit)) {
         const next = this.nextTask(w, ready);
         if (!next) break;
         this.dispatch(w, next.job, next.task, false);
       }
-      if (w.freeCredit === 0) this.hungry.delete(w);
+      if (w.freeCredit === 0 || (!deepAllowed && w.inflight.size >= w.baseCredit)) this.hungry.delete(w);
     }
     if (!this.jobs.some((j) => j.hasWork)) this.scanForStragglers();
   }
+
+  /** Shards still to send, over all jobs; adaptive jobs with rows left count as unbounded. */
+  private remainingShards(): number {
+    let n = 0;
+    for (const job of this.jobs) {
+      n += job.pending.length;
+      if (job.uncut > 0) n += job.row.fixedShardSize ? Math.ceil(job.uncut / job.row.fixedShardSize) : Number.POSITIVE_INFINITY;
+    }
+    return n;
+  }
+
 
   /** Runs the straggler scan now, or once the scan interval has passed since the last one. */
   private scanForStragglers(): void {

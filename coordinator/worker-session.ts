@@ -89,6 +89,11 @@ export class WorkerSession {
    * trip to the coordinator: the queue grows to cover PIPELINE_MS of the worker's measured
    * shard time, up to MAX_PREFETCH per slot.
    */
+  /** Credit without a deep queue: the slots and one shard waiting behind each. */
+  get baseCredit(): number {
+    return (this.hello?.slots ?? 0) + this.prefetch;
+  }
+
   get credit(): number {
     const slots = this.hello?.slots ?? 0;
     if (this.shardMsAvg <= 0) return slots + this.prefetch;

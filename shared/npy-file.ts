@@ -149,15 +149,18 @@ const SMALL_READ = 64 * 1024;
 const READ_AHEAD = 1024 * 1024;
 
 interface Block {
-  /** File offset of bytes[0]. */
+  /** File offset of the block's first byte; it covers READ_AHEAD bytes from there (less at the end of the file). */
   at: number;
-  bytes: Uint8Array;
+  bytes: Promise<Uint8Array>;
 }
+
+/** Read-ahead blocks kept, newest last. */
+const MAX_BLOCKS = 4;
 
 export class NpyRowReader {
   private handle: FileHandle | null;
-  /** The latest read-ahead block, loaded or loading. */
-  private block: Promise<Block> | null = null;
+  /** The latest read-ahead blocks, loaded or loading. */
+  private blocks: Block[] = [];
 
   private constructor(
     handle: FileHandle,
@@ -210,28 +213,33 @@ export class NpyRowReader {
     }
   }
 
-  /** Copies `target.byteLength` bytes at file offset `at` from the read-ahead block, loading a new block when it does not cover them. */
+  /**
+   * Copies `target.byteLength` bytes at file offset `at` from a read-ahead block, loading one
+   * when none covers them. A block's range is known as soon as its load starts, so reads made
+   * at once (a burst of dispatches) share the loads in flight instead of each starting its own.
+   */
   private async readThroughBlock(handle: FileHandle, target: Uint8Array, at: number): Promise<number> {
-    const covers = (b: Block) => at >= b.at && at + target.byteLength <= b.at + b.bytes.byteLength;
-    let block = this.block ? await this.block : null;
-    if (!block || !covers(block)) {
-      const loading = (async (): Promise<Block> => {
-        const bytes = new Uint8Array(READ_AHEAD);
-        const n = await readFully(handle, bytes, at);
-        return { at, bytes: bytes.subarray(0, n) };
-      })();
-      this.block = loading;
+    const end = at + target.byteLength;
+    let entry = this.blocks.find((b) => at >= b.at && end <= b.at + READ_AHEAD);
+    if (!entry) {
+      const bytes = new Uint8Array(READ_AHEAD);
+      const loading = readFully(handle, bytes, at).then((n) => bytes.subarray(0, n));
+      entry = { at, bytes: loading };
+      this.blocks.push(entry);
+      if (this.blocks.length > MAX_BLOCKS) this.blocks.shift();
       // A failed load must not poison later reads.
+      const failed = entry;
       loading.catch(() => {
-        if (this.block === loading) this.block = null;
+        this.blocks = this.blocks.filter((b) => b !== failed);
       });
-      block = await loading;
     }
-    const from = at - block.at;
-    const n = Math.max(0, Math.min(target.byteLength, block.bytes.byteLength - from));
-    target.set(block.bytes.subarray(from, from + n));
+    const bytes = await entry.bytes;
+    const from = at - entry.at;
+    const n = Math.max(0, Math.min(target.byteLength, bytes.byteLength - from));
+    target.set(bytes.subarray(from, from + n));
     return n;
   }
+
 
   /** Reads rows [start, end) into a new tensor. */
   async readRows(start: number, end: number): Promise<Tensor> {
@@ -246,7 +254,7 @@ export class NpyRowReader {
   async close(): Promise<void> {
     const handle = this.handle;
     this.handle = null;
-    this.block = null;
+    this.blocks = [];
     await handle?.close();
   }
 }
