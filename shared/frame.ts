@@ -47,6 +47,11 @@ export interface PlannedFrame {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+/** Header bytes reserved on the first layout pass: the last frame's header length plus slack. */
+let lastHeaderReserve = 0;
+/** Padding after a header beyond which the layout is redone tighter. */
+const MAX_HEADER_SLACK = 64;
+
 function align8(n: number): number {
   return (n + 7) & ~7;
 }
@@ -57,8 +62,9 @@ function align8(n: number): number {
  */
 export function planFrame(header: Record<string, unknown>, specs: readonly TensorSpec[]): PlannedFrame {
   // Offsets depend on the header's length, which depends on the offsets' digits: lay out
-  // with a generous estimate, then fix up if the real header is longer.
-  let reserve = 0;
+  // with an estimate (the last header's length: frames in a stream look alike, so one pass
+  // usually does), then redo it if the real header is longer, or much shorter.
+  let reserve = lastHeaderReserve;
   for (;;) {
     const entries: TensorEntry[] = [];
     let headerLen = 0;
@@ -76,8 +82,9 @@ export function planFrame(header: Record<string, unknown>, specs: readonly Tenso
     const total = table(probeStart);
     const json = encoder.encode(JSON.stringify({ ...header, tensors: entries }));
     headerLen = json.byteLength;
-    if (align8(4 + headerLen) > probeStart) {
+    if (align8(4 + headerLen) > probeStart || probeStart - align8(4 + headerLen) > MAX_HEADER_SLACK) {
       reserve = headerLen + 16;
+      lastHeaderReserve = reserve;
       continue;
     }
     if (headerLen > MAX_HEADER_BYTES) {
