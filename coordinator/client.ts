@@ -246,7 +246,8 @@ export class CoordinatorClient {
     opts: { intervalMs?: number; reconnectMs?: number; onProgress?: (j: JobView) => void; onReconnecting?: (e: EdgepoolError) => void; signal?: AbortSignal } = {},
   ): Promise<JobView> {
     const interval = opts.intervalMs ?? 200;
-    let wait = 0;
+    // Even the first ask is a long poll: a short job is then seen done in one round trip.
+    const wait = interval;
     for (;;) {
       // A long poll: the coordinator answers as soon as the job ends, or after `interval` with
       // its progress; so the end is seen at once without polling fast.
@@ -258,7 +259,6 @@ export class CoordinatorClient {
       // A coordinator that answered early without the job ending (one that ignores ?wait) is not asked again at once.
       const left = wait - (Date.now() - asked);
       if (left > 0) await new Promise((r) => setTimeout(r, left));
-      wait = interval;
     }
   }
 

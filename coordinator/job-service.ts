@@ -4,7 +4,7 @@
  * job's own folder, so no tensor ever sits in coordinator memory as a whole.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import path from "node:path";
 import { z } from "zod";
@@ -168,12 +168,15 @@ export class JobService {
       if (claimed.has(uploadId)) throw new EdgepoolError("E_BAD_REQUEST", `upload ${uploadId} is given for two inputs; upload each input on its own`);
       claimed.add(uploadId);
       const file = path.join(this.uploadsDir, `${uploadId}.npy`);
+      let h: Awaited<ReturnType<typeof readNpyFileHeader>>;
       try {
-        await stat(file);
-      } catch {
-        throw new EdgepoolError("E_NOT_FOUND", `upload ${uploadId} for input '${name}' does not exist; upload the .npy again`);
+        h = await readNpyFileHeader(file);
+      } catch (err) {
+        if ((err as { cause?: { code?: string } }).cause?.code === "ENOENT") {
+          throw new EdgepoolError("E_NOT_FOUND", `upload ${uploadId} for input '${name}' does not exist; upload the .npy again`);
+        }
+        throw err;
       }
-      const h = await readNpyFileHeader(file);
       given.push({ name, uploadId, file, dtype: h.dtype, shape: h.shape });
     }
     const rows = validateJobInputs(model.info.inputs, given);
