@@ -103,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--redundancy <k>", "have each shard computed by k different workers and compare the results (for untrusted workers)", "1")
     .option("--rtol <x>", "relative tolerance when comparing float results (default 1e-4)")
     .option("--atol <x>", "absolute tolerance when comparing float results (default 1e-5)")
+    .option("--canaries <n>", "rows the coordinator computes itself; each worker must answer one right before it gets real shards (0-64)", "0")
     .option("--quiet", "no progress: print nothing but errors and the final line")
     .action((o: Record<string, unknown>) => run(submitCommand({ ...o, input: o.input ?? [] })));
 

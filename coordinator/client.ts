@@ -215,7 +215,7 @@ export class CoordinatorClient {
     );
   }
 
-  createJob(req: { model: string; inputs: Record<string, string>; shardSize?: number; redundancy?: number; rtol?: number; atol?: number }) {
+  createJob(req: { model: string; inputs: Record<string, string>; shardSize?: number; redundancy?: number; rtol?: number; atol?: number; canaries?: number }) {
     return this.json(JobViewSchema, "/api/jobs", { method: "POST", body: JSON.stringify(req), headers: { "content-type": "application/json" } });
   }
 

@@ -48,6 +48,8 @@ export const VerificationSchema = z.object({
   /** Outputs agree when |a - b| <= atol + rtol * |b| element by element (floats); integers must be equal. */
   rtol: z.number().nonnegative().default(1e-4),
   atol: z.number().nonnegative().default(1e-5),
+  /** Rows whose answers the coordinator computes itself, sent to each worker first as canaries. */
+  canaries: z.number().int().min(0).max(64).default(0),
 });
 export type Verification = z.infer<typeof VerificationSchema>;
 

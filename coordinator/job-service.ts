@@ -3,6 +3,7 @@
  * checked to be complete .npy files); a job then claims its uploads, which move into the
  * job's own folder, so no tensor ever sits in coordinator memory as a whole.
  */
+import { computeCanaries } from "./canary.js";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdir, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
@@ -32,6 +33,7 @@ export const CreateJobSchema = z.object({
   redundancy: z.number().int().min(1).max(9).optional(),
   rtol: z.number().nonnegative().max(1).optional(),
   atol: z.number().nonnegative().optional(),
+  canaries: z.number().int().min(0).max(64).optional(),
 });
 export type CreateJobRequest = z.infer<typeof CreateJobSchema>;
 
@@ -109,6 +111,7 @@ export class JobService {
       try {
         if (!model) throw new EdgepoolError("E_NOT_FOUND", `its model ${row.model} is missing from the data directory`);
         const job = await Job.open(row, model, this.jobDir(row.id), this.db);
+        await this.prepareCanaries(job);
         this.live.set(row.id, job);
         this.scheduler.addJob(job);
         resumed += 1;
@@ -201,16 +204,28 @@ export class JobService {
       }
       inputs.push({ name: g.name, file: rel, dtype: g.dtype, shape: g.shape });
     }
-    const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null, verification: VerificationSchema.parse({ redundancy: req.redundancy, rtol: req.rtol, atol: req.atol }), owner };
+    const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null, verification: VerificationSchema.parse({ redundancy: req.redundancy, rtol: req.rtol, atol: req.atol, canaries: req.canaries }), owner };
     this.db.insertJob(row);
     const full = this.db.getJob(id)!;
     const job = await Job.open(full, model, dir, this.db);
+    try {
+      await this.prepareCanaries(job);
+    } catch (err) {
+      await job.closeFiles();
+      throw err;
+    }
     this.live.set(id, job);
     this.scheduler.addJob(job);
     return full;
   }
 
   /** Called when a job reaches a terminal state. */
+  /** Computes the job's canary answers here, before any worker sees the job. */
+  private async prepareCanaries(job: Job): Promise<void> {
+    const n = job.row.verification.canaries;
+    if (n > 0) job.canaries = await computeCanaries(job, this.models.pathOf(job.model.sha256), n);
+  }
+
   forget(job: Job): void {
     this.live.delete(job.id);
     const waiting = this.waiters.get(job.id);

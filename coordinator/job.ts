@@ -16,6 +16,7 @@ import { safeFileName } from "../shared/job-inputs.js";
 import { NpyRowReader, NpyRowWriter } from "../shared/npy-file.js";
 import { rowBytes } from "../shared/tensor.js";
 import type { JobDb, JobOutput, JobRow, JobState, ModelRow } from "./job-db.js";
+import type { Canary } from "./canary.js";
 import type { Replicas } from "./verify.js";
 import type { Dispatch, WorkerSession } from "./worker-session.js";
 
@@ -102,6 +103,17 @@ export class Job {
 
   get flopsPerSample(): number {
     return this.model.info.flopsPerSample;
+  }
+
+  /** Known answers for canary shards (canary.ts), when the job asked for them. */
+  canaries: Canary[] = [];
+  /** Workers (by id) whose canary for this job matched, and those with one in flight. */
+  readonly canaryPassed = new Set<string>();
+  readonly canaryPending = new Set<string>();
+
+  /** The input rows [start, end) as tensors, in the model's input order. */
+  async inputRows(start: number, end: number): Promise<NamedTensor[]> {
+    return Promise.all(this.readers.map(async (r, i) => ({ name: this.model.info.inputs[i]!.name, ...(await r.readRows(start, end)) })));
   }
 
   /** True when each shard must be computed by several workers that agree (redundancy > 1). */

@@ -28,8 +28,9 @@ import { parseResultFrame, type Draining, type ResultHeader, type ShardError } f
 import type { Job, ShardTask } from "./job.js";
 import { Limiter } from "./limiter.js";
 import { shardRows, updateRate } from "./planner.js";
+import type { Canary } from "./canary.js";
 import type { Throughput } from "./throughput.js";
-import { Replicas } from "./verify.js";
+import { Replicas, resultsAgree } from "./verify.js";
 import type { Dispatch, WorkerSession } from "./worker-session.js";
 
 export interface SchedulerCounters {
@@ -48,6 +49,9 @@ export interface SchedulerCounters {
   /** Replicas that disagreed with the accepted answer. */
   replicaMismatches: number;
   quarantined: number;
+  /** Canary shards answered right, and wrongly. */
+  canariesPassed: number;
+  canariesFailed: number;
 }
 
 export interface SchedulerOptions {
@@ -103,7 +107,7 @@ export class Scheduler {
   private stragglerTimer: NodeJS.Timeout | null = null;
   readonly counters: SchedulerCounters = {
     dispatched: 0, completed: 0, failed: 0, timedOut: 0, requeued: 0, duplicated: 0, duplicatesCancelled: 0, lateResults: 0, bytesOut: 0, bytesIn: 0,
-    verified: 0, replicaMismatches: 0, quarantined: 0,
+    verified: 0, replicaMismatches: 0, quarantined: 0, canariesPassed: 0, canariesFailed: 0,
   };
   /** Quarantined worker ids (persistent ids, so a reconnect does not clear it) and why. */
   readonly quarantine = new Map<string, string>();
@@ -171,6 +175,11 @@ export class Scheduler {
     d.worker.inflight.delete(d.shardId);
     this.freed(d.worker);
     if (notify) d.worker.send(JSON.stringify({ type: "cancel", shardId: d.shardId, reason: cause?.message ?? "withdrawn" }));
+    if (d.canary) {
+      // A canary that got no answer is simply sent again (pump): nothing to put back.
+      d.job.canaryPending.delete(d.worker.id);
+      return;
+    }
     const { job, task } = d;
     const copies = (job.inflight.get(task.idx) ?? []).filter((c) => c !== d);
     if (copies.length > 0) job.inflight.set(task.idx, copies);
@@ -240,7 +249,8 @@ export class Scheduler {
       while (w.freeCredit > 0 && (deepAllowed || w.inflight.size < w.baseCredit)) {
         const next = this.nextTask(w, ready);
         if (!next) break;
-        this.dispatch(w, next.job, next.task, false);
+        if (next.canary) this.dispatch(w, next.job, { idx: -1, start: next.canary.row, end: next.canary.row + 1, attempts: 0, causes: [], failedOn: new Set() }, false, next.canary);
+        else this.dispatch(w, next.job, next.task, false);
       }
       if (w.freeCredit === 0 || (!deepAllowed && w.inflight.size >= w.baseCredit)) this.hungry.delete(w);
     }
@@ -321,10 +331,16 @@ export class Scheduler {
     }
   }
 
-  private nextTask(w: WorkerSession, readyWorkers: number): { job: Job; task: ShardTask } | undefined {
+  private nextTask(w: WorkerSession, readyWorkers: number): { job: Job; task: ShardTask; canary?: undefined } | { job: Job; canary: Canary; task?: undefined } | undefined {
     for (let k = 0; k < this.jobs.length; k++) {
       const job = this.jobs[(this.rr + k) % this.jobs.length]!;
       if (!job.hasWork) continue;
+      // A job with canaries gives a worker its real shards only once its canary matched.
+      if (job.canaries.length > 0 && !job.canaryPassed.has(w.id)) {
+        if (job.canaryPending.has(w.id)) continue;
+        this.rr = (this.rr + k + 1) % this.jobs.length;
+        return { job, canary: job.canaries[(job.canaryPassed.size + job.canaryPending.size) % job.canaries.length]! };
+      }
       const task = this.pendingFor(w, job) ?? this.cut(w, job, readyWorkers);
       if (!task) continue;
       this.rr = (this.rr + k + 1) % this.jobs.length;
@@ -332,6 +348,7 @@ export class Scheduler {
     }
     return undefined;
   }
+
 
   /**
    * The first pending shard `w` should take: a retried shard goes to a worker it has not failed
@@ -361,7 +378,7 @@ export class Scheduler {
     return job.cut(rows);
   }
 
-  private dispatch(w: WorkerSession, job: Job, task: ShardTask, duplicate: boolean): void {
+  private dispatch(w: WorkerSession, job: Job, task: ShardTask, duplicate: boolean, canary?: Canary): void {
     const shardId = `${job.id}.${task.idx}.${++this.seq}`;
     const rows = task.end - task.start;
     const rate = w.rates.get(job.model.sha256);
@@ -371,10 +388,14 @@ export class Scheduler {
     const deadline = rate
       ? now + this.opts.minShardTimeoutMs + DEADLINE_FACTOR * expectedMs * w.credit
       : now + this.opts.probeTimeoutMs;
-    const d: Dispatch = { shardId, job, task, worker: w, sentAt: now, deadline, expectedMs, duplicate };
+    const d: Dispatch = { shardId, job, task, worker: w, sentAt: now, deadline, expectedMs, duplicate, ...(canary ? { canary } : {}) };
     w.inflight.set(shardId, d);
-    job.inflight.set(task.idx, [...(job.inflight.get(task.idx) ?? []), d]);
-    if (!duplicate) this.requestReplicas(job, task);
+    if (canary) {
+      job.canaryPending.add(w.id);
+    } else {
+      job.inflight.set(task.idx, [...(job.inflight.get(task.idx) ?? []), d]);
+      if (!duplicate) this.requestReplicas(job, task);
+    }
     w.shardsSent += 1;
     w.rowsSent += rows;
     w.lastShardRows = rows;
@@ -428,6 +449,11 @@ export class Scheduler {
     }
     w.inflight.delete(header.shardId);
     this.freed(w);
+    if (d.canary) {
+      this.onCanary(w, d, d.canary, tensors);
+      this.pump();
+      return;
+    }
     const { job, task } = d;
     const rows = task.end - task.start;
     // Answered: no longer a straggler candidate while its rows are written.
@@ -439,6 +465,22 @@ export class Scheduler {
     if (job.verifying) this.onReplica(w, d, tensors, header);
     else this.commit(w, d, tensors, header, true);
     this.pump();
+  }
+
+  /** A canary's answer: the worker gets the job's real shards if it matches, quarantine if not. */
+  private onCanary(w: WorkerSession, d: Dispatch, canary: Canary, tensors: NamedTensor[]): void {
+    const { job } = d;
+    job.canaryPending.delete(w.id);
+    if (resultsAgree(tensors, canary.outputs, job.row.verification)) {
+      job.canaryPassed.add(w.id);
+      w.agreements += 1;
+      this.counters.canariesPassed += 1;
+      return;
+    }
+    w.disagreements += 1;
+    this.counters.canariesFailed += 1;
+    this.log.warn({ jobId: job.id, row: canary.row, worker: w.name, workerId: w.id }, "worker answered a canary shard wrongly");
+    if (!w.quarantined) this.quarantineWorker(w, `answered canary row ${canary.row} of job ${job.id} wrongly`);
   }
 
   /** A verified job's answer: kept until replicas agree, then the agreed one is committed. */

@@ -21,6 +21,8 @@ export interface SubmitRequest {
   redundancy?: number;
   rtol?: number;
   atol?: number;
+  /** Rows the coordinator computes itself and checks each worker against first. */
+  canaries?: number;
   onJob?: (job: JobView) => void;
   onProgress?: (job: JobView) => void;
   onReconnecting?: (e: EdgepoolError) => void;
@@ -54,6 +56,7 @@ export async function submitJob(client: CoordinatorClient, req: SubmitRequest): 
     ...(req.redundancy ? { redundancy: req.redundancy } : {}),
     ...(req.rtol !== undefined ? { rtol: req.rtol } : {}),
     ...(req.atol !== undefined ? { atol: req.atol } : {}),
+    ...(req.canaries ? { canaries: req.canaries } : {}),
   });
   req.onJob?.(created);
   const job = await client.waitForJob(created.id, {

@@ -8,6 +8,7 @@
 import type { WebSocket } from "ws";
 import { sendCoalesced } from "../shared/ws-send.js";
 import type { Hello } from "../shared/protocol.js";
+import type { Canary } from "./canary.js";
 import type { Job, ShardTask } from "./job.js";
 
 export interface Dispatch {
@@ -22,6 +23,8 @@ export interface Dispatch {
   expectedMs: number;
   /** A speculative copy of a shard already running elsewhere. */
   duplicate: boolean;
+  /** A canary shard: its answer is checked against this, and never written. */
+  canary?: Canary;
 }
 
 /** Round trip that a worker's queue of shards should cover (ms). */

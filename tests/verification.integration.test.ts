@@ -1,7 +1,8 @@
 /**
  * Untrusted workers, end to end: four worker processes, one of which corrupts every result it
  * returns (EDGEPOOL_FAULT_INJECT=corrupt:1). A job submitted with --redundancy 2 still writes
- * the right outputs, and the liar ends up quarantined in status.
+ * the right outputs, and the liar ends up quarantined in status. With --canaries instead, a
+ * new liar fails the canary row the coordinator computed itself, before it writes anything.
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -80,5 +81,30 @@ describe("--redundancy 2 with a worker that corrupts every result", () => {
     expect(maxAbsDiff(await readNpyFile(path.join(tmp.dir, "out2", "logits.npy")), want)).toBeLessThan(1e-4);
     const after = await new CoordinatorClient(url).status();
     expect(after.workers.find((w) => w.name === "liar")!.shardsDone).toBe(liarBefore);
+  });
+
+  it("with --canaries and no redundancy, a new liar is caught by its canary before it writes a single row", async () => {
+    const liar2 = startProc(["worker", "--coordinator", url.replace("http", "ws"), "--name", "liar-2", "--state-dir", path.join(tmp.dir, "liar-2"), "--log-level", "warn"], {
+      EDGEPOOL_FAULT_INJECT: "corrupt:1",
+    });
+    workers.push(liar2);
+    await coordinator.waitFor(/"worker":"liar-2"[^\n]*worker joined/);
+    const x: Tensor = { dtype: "float32", dims: [ROWS, 256], data: seededNormal(22, ROWS * 256, 1) };
+    const xFile = path.join(tmp.dir, "x-canary.npy");
+    await writeNpyFile(xFile, x);
+    const before = (await new CoordinatorClient(url).status()).counters;
+    const r = await runCli(["submit", "--coordinator", url, "--model", "mlp", "--input", `x=${xFile}`, "--out", path.join(tmp.dir, "out-canary"), "--shard-size", "40", "--canaries", "3"]);
+    expect(r.code, r.stderr).toBe(0);
+    const want = (await runLocally(catalogModel("mlp").build(), "x", x, { chunk: 400, threads: 1 })).out;
+    expect(maxAbsDiff(await readNpyFile(path.join(tmp.dir, "out-canary", "logits.npy")), want)).toBeLessThan(1e-4);
+
+    const s = await new CoordinatorClient(url).status();
+    const caught = s.workers.find((w) => w.name === "liar-2")!;
+    expect(caught.quarantined).toBe(true);
+    expect(caught.shardsDone).toBe(0);
+    expect(s.counters.canariesFailed! - (before.canariesFailed ?? 0)).toBe(1);
+    // The three honest workers each passed one canary before their first real shard.
+    expect(s.counters.canariesPassed! - (before.canariesPassed ?? 0)).toBe(3);
+    expect(coordinator.stdout()).toMatch(/"worker":"liar-2"[^\n]*"msg":"worker answered a canary shard wrongly"/);
   });
 });

@@ -17,6 +17,7 @@ const SubmitOptionsSchema = ClientAuthSchema.extend({
   redundancy: z.coerce.number().int().min(1, "--redundancy is at least 1").max(9, "--redundancy is at most 9").default(1),
   rtol: z.coerce.number().nonnegative().optional(),
   atol: z.coerce.number().nonnegative().optional(),
+  canaries: z.coerce.number().int().min(0, "--canaries is at least 0").max(64, "--canaries is at most 64").default(0),
   quiet: z.boolean().default(false),
 });
 
@@ -71,6 +72,7 @@ export async function submitCommand(raw: Record<string, unknown>): Promise<numbe
         redundancy: opts.redundancy,
         ...(opts.rtol !== undefined ? { rtol: opts.rtol } : {}),
         ...(opts.atol !== undefined ? { atol: opts.atol } : {}),
+        ...(opts.canaries > 0 ? { canaries: opts.canaries } : {}),
         onJob: (j) => {
           const how = j.shardSize ? `${Math.ceil(j.rows / j.shardSize)} shards of ${j.shardSize} rows` : "shard sizes follow each worker's speed";
           progress.say(`job ${j.id}: ${j.rows} samples, ${how}${j.redundancy > 1 ? `, each computed by ${j.redundancy} workers and compared` : ""}`);
