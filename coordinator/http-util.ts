@@ -22,13 +22,15 @@ export function sendError(res: ServerResponse, err: unknown): void {
   }
   const req = res.req as IncomingMessage | undefined;
   if (req && !req.complete) {
-    // The body was refused unread (too large, bad token): the connection cannot be reused.
-    // Close it after the answer, and drain a little meanwhile: closing a socket with unread
-    // bytes resets it, and a reset can destroy the answer before the client reads it.
-    res.setHeader("connection", "close");
+    // The body was refused unread (too large, bad token). Closing a socket with unread bytes
+    // resets it, and a reset can destroy the answer before the client reads it; so no
+    // "Connection: close" (Node would close right after the answer): the rest of the body is
+    // read and dropped after the answer, and a client still sending after LINGER_MS is cut off.
     res.once("finish", () => {
       req.resume();
-      setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+      setTimeout(() => {
+        if (!req.complete) req.socket.destroy();
+      }, LINGER_MS).unref();
     });
   }
   sendJson(res, httpStatusFor(e.code), { error: { code: e.code, message: e.message } });

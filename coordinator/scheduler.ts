@@ -148,6 +148,7 @@ export class Scheduler {
 
   /** A worker is leaving: it gets nothing new, and the shards it will not run go back now. */
   onDraining(w: WorkerSession, msg: Draining): void {
+    const first = w.state === "ready";
     if (w.state === "ready") {
       w.state = "draining";
       w.drained = true;
@@ -158,7 +159,10 @@ export class Scheduler {
       const d = w.inflight.get(id);
       if (d) this.withdraw(d, null);
     }
-    this.log.info({ worker: w.name, released: msg.released.length, running: w.inflight.size }, "worker draining");
+    // Once per worker at info: a peer repeating the message must not be able to fill the log.
+    const line = { worker: w.name, released: msg.released.length, running: w.inflight.size };
+    if (first) this.log.info(line, "worker draining");
+    else this.log.debug(line, "worker draining");
     this.pump();
   }
 
