@@ -526,8 +526,9 @@ describe("npy files", () => {
 
   it("reports a missing file as E_IO naming the path", async () => {
     const file = path.join(dir, "missing.npy");
-    for (const p of [readNpyFileHeader(file), NpyRowReader.open(file), readNpyFile(file)]) {
-      const err = await errorOf(p);
+    // One at a time: a rejection left waiting while another is awaited counts as unhandled.
+    for (const open of [() => readNpyFileHeader(file), () => NpyRowReader.open(file), () => readNpyFile(file)]) {
+      const err = await errorOf(open());
       expect(err.code).toBe("E_IO");
       expect(err.message).toBe(`${file}: no such file`);
     }
@@ -536,8 +537,9 @@ describe("npy files", () => {
   it("reports a file that is not .npy as E_NPY naming the path", async () => {
     const file = path.join(dir, "data.csv");
     await writeFile(file, "a,b,c\n1,2,3\n");
-    for (const p of [readNpyFileHeader(file), NpyRowReader.open(file), readNpyFile(file)]) {
-      const err = await errorOf(p);
+    // One at a time: a rejection left waiting while another is awaited counts as unhandled.
+    for (const open of [() => readNpyFileHeader(file), () => NpyRowReader.open(file), () => readNpyFile(file)]) {
+      const err = await errorOf(open());
       expect(err.code).toBe("E_NPY");
       expect(err.message).toContain(`${file} is not a NumPy .npy file (magic bytes missing)`);
     }
