@@ -9,12 +9,12 @@ import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { errorOf } from "./helpers/errors.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { CoordinatorClient } from "../coordinator/client.js";
 import { JobDb } from "../coordinator/job-db.js";
 import { catalogModel } from "../shared/catalog.js";
-import { EdgepoolError } from "../shared/errors.js";
 import { readNpyFile, writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { maxAbsDiff } from "../shared/tensor-ops.js";
@@ -40,14 +40,6 @@ const alice = () => new CoordinatorClient(url, { token: ALICE });
 const bob = () => new CoordinatorClient(url, { token: BOB });
 const admin = () => new CoordinatorClient(url, { token: ADMIN });
 
-async function errorOf(p: Promise<unknown>): Promise<EdgepoolError> {
-  const err = await p.then(
-    () => new Error("expected a refusal, got an answer"),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(EdgepoolError);
-  return err as EdgepoolError;
-}
 
 /** A raw request, for what the client SDK does not send (no token, a token in the query). */
 async function rawStatus(pathAndQuery: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {

@@ -18,11 +18,10 @@ import { parseCoordinatorConfig } from "../coordinator/config.js";
 import { checkShardsFitFrame } from "../coordinator/job-service.js";
 import { TokenBucket } from "../coordinator/rate-limit.js";
 import { catalogModel } from "../shared/catalog.js";
-import { EdgepoolError } from "../shared/errors.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { PROTOCOL_VERSION } from "../shared/protocol.js";
-import { codeOf } from "./helpers/errors.js";
+import { codeOf, errorOf } from "./helpers/errors.js";
 import { type Proc, startProc, tempDir } from "./helpers/procs.js";
 
 const token = (what: string) => `${what}-${randomBytes(16).toString("hex")}`;
@@ -44,14 +43,6 @@ const alice = () => new CoordinatorClient(url, { token: ALICE });
 const bob = () => new CoordinatorClient(url, { token: BOB });
 const sockets: Array<WebSocket | net.Socket> = [];
 
-async function errorOf(p: Promise<unknown>): Promise<EdgepoolError> {
-  const err = await p.then(
-    () => new Error("expected a refusal, got an answer"),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(EdgepoolError);
-  return err as EdgepoolError;
-}
 
 function hello(name: string): string {
   return JSON.stringify({

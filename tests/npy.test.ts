@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { codeOf } from "./helpers/errors.js";
+import { codeOf, errorOf } from "./helpers/errors.js";
 import { EdgepoolError } from "../shared/errors.js";
 import {
   NPY_PREFIX_BYTES,
@@ -37,15 +37,6 @@ function numpyV1(dict: string, total = 128): Uint8Array {
 }
 
 
-async function errorOf(promise: Promise<unknown>): Promise<EdgepoolError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof EdgepoolError) return err;
-    throw new Error(`expected an EdgepoolError, got ${String(err)}`);
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 function errorOfSync(fn: () => unknown): EdgepoolError {
   try {
