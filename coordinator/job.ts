@@ -107,9 +107,9 @@ export class Job {
 
   /** Known answers for canary shards (canary.ts), when the job asked for them. */
   canaries: Canary[] = [];
-  /** Workers (by id) whose canary for this job matched, and those with one in flight. */
+  /** Workers (by id) whose canary for this job matched, and the canaries in flight by worker id. */
   readonly canaryPassed = new Set<string>();
-  readonly canaryPending = new Set<string>();
+  readonly canaryPending = new Map<string, Dispatch>();
 
   /** The input rows [start, end) as tensors, in the model's input order. */
   async inputRows(start: number, end: number): Promise<NamedTensor[]> {

@@ -226,14 +226,14 @@ export class Scheduler {
     const i = this.jobs.indexOf(job);
     if (i >= 0) this.jobs.splice(i, 1);
     job.pending.length = 0;
-    for (const copies of job.inflight.values()) {
-      for (const d of copies) {
-        d.worker.inflight.delete(d.shardId);
-        this.freed(d.worker);
-        d.worker.send(JSON.stringify({ type: "cancel", shardId: d.shardId, reason }));
-      }
+    // Canaries are not in job.inflight (they write nothing), but they go too.
+    for (const d of [...[...job.inflight.values()].flat(), ...job.canaryPending.values()]) {
+      d.worker.inflight.delete(d.shardId);
+      this.freed(d.worker);
+      d.worker.send(JSON.stringify({ type: "cancel", shardId: d.shardId, reason }));
     }
     job.inflight.clear();
+    job.canaryPending.clear();
     this.pump();
   }
 
@@ -395,7 +395,7 @@ export class Scheduler {
     const d: Dispatch = { shardId, job, task, worker: w, sentAt: now, deadline, expectedMs, duplicate, ...(canary ? { canary } : {}) };
     w.inflight.set(shardId, d);
     if (canary) {
-      job.canaryPending.add(w.id);
+      job.canaryPending.set(w.id, d);
     } else {
       job.inflight.set(task.idx, [...(job.inflight.get(task.idx) ?? []), d]);
       if (!duplicate) this.requestReplicas(job, task);

@@ -98,8 +98,8 @@ export class WorkerSession {
   }
 
   get credit(): number {
+    if (this.shardMsAvg <= 0) return this.baseCredit;
     const slots = this.hello?.slots ?? 0;
-    if (this.shardMsAvg <= 0) return slots + this.prefetch;
     // Deep enough to cover the round trip, but never holding more than MAX_QUEUED_BYTES of
     // frames per slot: large shards need no depth, and their frames are what fills memory.
     const byTime = Math.ceil(PIPELINE_MS / this.shardMsAvg);
