@@ -15,6 +15,7 @@ import { tlsError } from "../shared/tls.js";
 import { IoInfoSchema } from "../shared/onnx/model-info.js";
 import { ReportDataSchema } from "./report/report-data.js";
 import { DTYPES } from "../shared/tensor.js";
+import { FRAME_MEDIA_TYPE, decodeFrame, encodeFrame, type NamedTensor } from "../shared/frame.js";
 
 const ErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 
@@ -51,6 +52,16 @@ export const JobViewSchema = z.object({
   redundancy: z.number().default(1),
 });
 export type JobView = z.infer<typeof JobViewSchema>;
+
+/** A job's settings: the model's sha256 and, optionally, shard size and verification. */
+export interface InlineJobSpec {
+  model: string;
+  shardSize?: number;
+  redundancy?: number;
+  rtol?: number;
+  atol?: number;
+  canaries?: number;
+}
 
 export const WorkerViewSchema = z.object({
   id: z.string(),
@@ -215,8 +226,32 @@ export class CoordinatorClient {
     );
   }
 
-  createJob(req: { model: string; inputs: Record<string, string>; shardSize?: number; redundancy?: number; rtol?: number; atol?: number; canaries?: number }) {
+  createJob(req: InlineJobSpec & { inputs: Record<string, string> }) {
     return this.json(JobViewSchema, "/api/jobs", { method: "POST", body: JSON.stringify(req), headers: { "content-type": "application/json" } });
+  }
+
+  /**
+   * Creates a job in one request, its inputs inline (they must fit in one frame: the
+   * coordinator's --max-frame-mb). With `waitMs`, the answer waits up to that long for the
+   * job to end and then carries its outputs; otherwise, or if it is not done in time,
+   * `outputs` is null and they are downloaded once it is done, as for any job.
+   */
+  async createInlineJob(spec: InlineJobSpec, inputs: readonly NamedTensor[], waitMs = 0): Promise<{ job: JobView; outputs: NamedTensor[] | null }> {
+    const body = encodeFrame({ ...spec }, inputs);
+    const res = await this.request(
+      `/api/jobs${waitMs > 0 ? `?wait=${waitMs}` : ""}`,
+      { method: "POST", body, headers: { "content-type": FRAME_MEDIA_TYPE } },
+      this.timeoutMs + waitMs,
+    );
+    if ((res.headers.get("content-type") ?? "").split(";")[0] !== FRAME_MEDIA_TYPE) {
+      const view = JobViewSchema.safeParse(await res.json());
+      if (!view.success) throw new EdgepoolError("E_PROTOCOL", `unexpected answer from /api/jobs: ${view.error.issues[0]?.message ?? ""}; are client and coordinator the same version?`);
+      return { job: view.data, outputs: null };
+    }
+    const frame = decodeFrame(new Uint8Array(await res.arrayBuffer()));
+    const header = z.object({ job: JobViewSchema }).safeParse(frame.header);
+    if (!header.success) throw new EdgepoolError("E_PROTOCOL", `unexpected frame from /api/jobs: ${header.error.issues[0]?.message ?? ""}; are client and coordinator the same version?`);
+    return { job: header.data.job, outputs: frame.tensors };
   }
 
   /** A job's view; with `waitMs`, answered when the job ends or after that long. */

@@ -17,15 +17,16 @@ import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { CATALOG } from "../shared/catalog.js";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
+import { FRAME_MEDIA_TYPE, decodeFrame, encodeFrame } from "../shared/frame.js";
 import { PROTOCOL_VERSION } from "../shared/protocol.js";
 import { Authenticator, SEES_ALL, redactUrl, refuseUpgrade, selectProtocol, type Viewer } from "./auth.js";
 import type { CoordinatorConfig } from "./config.js";
 import { isDashboardAsset, serveDashboardAsset } from "./dashboard/assets.js";
 import { buildSnapshot } from "./dashboard/snapshot.js";
 import { EventStream } from "./events.js";
-import { parseRequestUrl, readJson, sendError, sendJson } from "./http-util.js";
+import { parseRequestUrl, readBody, readJson, sendError, sendJson } from "./http-util.js";
 import { JobDb } from "./job-db.js";
-import { CreateJobSchema, JobService, jobView } from "./job-service.js";
+import { CreateJobSchema, InlineJobSchema, JobService, jobView } from "./job-service.js";
 import { JoinPage } from "./join-page.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { ModelStore } from "./model-store.js";
@@ -34,6 +35,16 @@ import { Throughput } from "./throughput.js";
 import { WorkerGateway } from "./worker-gateway.js";
 
 export const VERSION = "0.1.0";
+
+/** ?wait=<ms> on a job request: answer when the job ends, or after that long (a long poll, at most 60 s). */
+function waitParam(url: URL): number {
+  return Math.min(60_000, Math.max(0, Number(url.searchParams.get("wait") ?? 0) || 0));
+}
+
+function isFrameBody(req: IncomingMessage): boolean {
+  return (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase() === FRAME_MEDIA_TYPE;
+}
+
 /** Connections refused for being over a cap are logged at most this often (with a count). */
 const REFUSAL_LOG_MS = 10_000;
 
@@ -410,14 +421,13 @@ export class Coordinator {
     }
     if (b === "uploads" && !c && method === "POST") return sendJson(res, 201, await this.jobs.upload(req));
     if (b === "jobs" && !c && method === "POST") {
+      if (isFrameBody(req)) return this.createInlineJob(req, res, url, viewer);
       const body = await readJson(req, CreateJobSchema);
       return sendJson(res, 201, jobView(await this.jobs.create(body, viewer.owner)));
     }
     if (b === "jobs" && !c && method === "GET") return sendJson(res, 200, { jobs: this.jobs.list(viewer).map(jobView) });
     if (b === "jobs" && c && !d && method === "GET") {
-      // ?wait=<ms>: answer when the job ends, or after that long (a long poll, at most 60 s).
-      const wait = Math.min(60_000, Math.max(0, Number(url.searchParams.get("wait") ?? 0) || 0));
-      return sendJson(res, 200, jobView(await this.jobs.waitForEnd(c, wait, viewer)));
+      return sendJson(res, 200, jobView(await this.jobs.waitForEnd(c, waitParam(url), viewer)));
     }
     if (b === "jobs" && c && ((d === "cancel" && method === "POST") || (!d && method === "DELETE"))) {
       return sendJson(res, 200, jobView(this.jobs.cancel(c, viewer)));
@@ -426,6 +436,36 @@ export class Coordinator {
       return this.serveFile(res, this.jobs.outputFile(c, e, viewer), "application/octet-stream");
     }
     throw new EdgepoolError("E_NOT_FOUND", `no route ${method} ${url.pathname}`);
+  }
+
+  /**
+   * POST /api/jobs with a frame body: the job's settings in the header, its inputs as the
+   * tensors, all in one request (small jobs: one round trip instead of an upload per input,
+   * a create and a poll). With ?wait=<ms>, the answer waits for the job to end; when it is
+   * done in time, the answer is a frame too, the job's view in its header and the outputs as
+   * its tensors. Otherwise it is the job's JSON view, as for any other job.
+   */
+  private async createInlineJob(req: IncomingMessage, res: ServerResponse, url: URL, viewer: Viewer): Promise<void> {
+    const body = await readBody(req, this.config.maxFrameBytes, "inline job frame", "--max-frame-mb");
+    let frame: ReturnType<typeof decodeFrame>;
+    try {
+      frame = decodeFrame(body);
+    } catch (err) {
+      throw new EdgepoolError("E_BAD_REQUEST", `the inline job body is not an edgepool frame: ${toEdgepoolError(err).message}`);
+    }
+    const spec = InlineJobSchema.safeParse(frame.header);
+    if (!spec.success) {
+      const issue = spec.error.issues[0];
+      throw new EdgepoolError("E_BAD_REQUEST", `invalid inline job header: ${issue?.path.join(".") ?? ""} ${issue?.message ?? ""}`.trim());
+    }
+    const wait = waitParam(url);
+    const job = await this.jobs.createInline(spec.data, frame.tensors, viewer.owner, wait > 0);
+    if (wait <= 0) return sendJson(res, 201, jobView(this.jobs.get(job.id)));
+    const { row, outputs } = await this.jobs.inlineAnswer(job, wait);
+    if (!outputs) return sendJson(res, 201, jobView(row));
+    const answer = encodeFrame({ job: jobView(row) }, outputs);
+    res.writeHead(201, { "content-type": FRAME_MEDIA_TYPE, "content-length": answer.byteLength });
+    res.end(answer);
   }
 
   private async serveFile(res: ServerResponse, file: string, type: string): Promise<void> {

@@ -58,21 +58,27 @@ export function checkContentLength(req: IncomingMessage, limit: number, what: st
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(`${what} of ${declared} bytes`, limit, flag);
 }
 
-/** Reads a JSON body (at most 1 MiB) and validates it. */
-export async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
-  checkContentLength(req, MAX_JSON_BODY, "JSON body");
+/** Reads a whole request body, refusing one over `limit` bytes (declared or as it streams). */
+export async function readBody(req: IncomingMessage, limit: number, what: string, flag?: string): Promise<Buffer> {
+  checkContentLength(req, limit, what, flag);
   const chunks: Buffer[] = [];
   let size = 0;
   // Not destroyed on an early exit, so the 413 can still be answered on this connection.
   for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     const b = chunk as Buffer;
     size += b.byteLength;
-    if (size > MAX_JSON_BODY) throw tooLarge("JSON body", MAX_JSON_BODY);
+    if (size > limit) throw tooLarge(what, limit, flag);
     chunks.push(b);
   }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/** Reads a JSON body (at most 1 MiB) and validates it. */
+export async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
+  const body = await readBody(req, MAX_JSON_BODY, "JSON body");
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    value = JSON.parse(body.toString("utf8"));
   } catch (cause) {
     throw new EdgepoolError("E_BAD_REQUEST", "request body is not valid JSON", { cause });
   }

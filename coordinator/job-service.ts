@@ -11,12 +11,13 @@ import path from "node:path";
 import { z } from "zod";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { safeFileName, validateJobInputs } from "../shared/job-inputs.js";
-import { readNpyFileHeader } from "../shared/npy-file.js";
-import { elementCount, bytesPerElement, rowBytes } from "../shared/tensor.js";
+import type { NamedTensor } from "../shared/frame.js";
+import { createNpyFile, readNpyFileHeader } from "../shared/npy-file.js";
+import { elementCount, bytesPerElement, rowBytes, type DType, type Tensor } from "../shared/tensor.js";
 import type { Viewer } from "./auth.js";
 import { bodyToFile } from "./body-to-file.js";
 import { Job } from "./job.js";
-import { VerificationSchema, type JobDb, type JobRow } from "./job-db.js";
+import { VerificationSchema, type JobDb, type JobRow, type ModelRow } from "./job-db.js";
 import type { ModelStore } from "./model-store.js";
 import type { Scheduler } from "./scheduler.js";
 
@@ -36,6 +37,16 @@ export const CreateJobSchema = z.object({
   canaries: z.number().int().min(0).max(64).optional(),
 });
 export type CreateJobRequest = z.infer<typeof CreateJobSchema>;
+
+/** The header of an inline job's frame: the job's settings; its tensors are the inputs. */
+export const InlineJobSchema = CreateJobSchema.omit({ inputs: true }).strict();
+export type InlineJobRequest = z.infer<typeof InlineJobSchema>;
+
+type NewJob = Parameters<JobDb["insertJob"]>[0];
+
+function newJobId(): string {
+  return `j_${randomBytes(10).toString("hex").slice(0, 16)}`;
+}
 
 export interface JobLimits {
   /** Largest input upload (--max-input-gb). */
@@ -143,7 +154,45 @@ export class JobService {
   }
 
   /** Validates a job request against the model, claims its uploads and queues its shards for `owner`. */
-  async create(req: CreateJobRequest, owner: string | null = null): Promise<JobRow> {
+  create(req: CreateJobRequest, owner: string | null = null): Promise<JobRow> {
+    return this.counted(owner, () => this.createCounted(req, owner));
+  }
+
+  /**
+   * Creates a job whose inputs came inline (one frame: small jobs in one request). Its shards
+   * are cut from the tensors in memory, so the first one leaves at once, while the inputs are
+   * written to the job's folder for a restart; if that writing fails, so does the job. A
+   * coordinator stopped before they are on disk (a millisecond or so) fails the job when it
+   * restarts, saying why. Accepted results are kept in memory (up to one frame's worth) when
+   * `keepOutputs`, so the answer to the request can carry the outputs (inlineAnswer).
+   */
+  createInline(req: InlineJobRequest, tensors: readonly NamedTensor[], owner: string | null = null, keepOutputs = true): Promise<Job> {
+    return this.counted(owner, async () => {
+      const model = this.models.require(req.model);
+      const given = tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.dims }));
+      const rows = validateJobInputs(model.info.inputs, given);
+      this.checkFits(model, given, req.shardSize ?? null, rows);
+      const id = newJobId();
+      const dir = this.jobDir(id);
+      const inputs = tensors.map((t, i) => ({ name: t.name, file: path.join("inputs", `${i}-${safeFileName(t.name)}.npy`), dtype: t.dtype, shape: t.dims }));
+      const written = (async () => {
+        await mkdir(path.join(dir, "inputs"), { recursive: true });
+        await Promise.all(tensors.map((t, i) => createNpyFile(path.join(dir, inputs[i]!.file), t)));
+      })();
+      let job: Job;
+      try {
+        job = await this.start({ id, model: model.sha256, rows, inputs, fixedShardSize: req.shardSize ?? null, verification: this.verification(req), owner }, dir, new Map(tensors.map((t) => [t.name, t])), keepOutputs);
+      } catch (err) {
+        await written.catch(() => undefined);
+        await rm(dir, { recursive: true, force: true });
+        throw err;
+      }
+      written.catch((err: unknown) => this.scheduler.failJob(job, `could not write its inputs: ${toEdgepoolError(err, "E_IO").message}`));
+      return job;
+    });
+  }
+
+  private async counted<T>(owner: string | null, create: () => Promise<T>): Promise<T> {
     let active = this.creating.get(owner) ?? 0;
     for (const job of this.live.values()) if (job.active && job.row.owner === owner) active += 1;
     if (active >= this.limits.maxJobsPerClient) {
@@ -155,7 +204,7 @@ export class JobService {
     }
     this.creating.set(owner, (this.creating.get(owner) ?? 0) + 1);
     try {
-      return await this.createCounted(req, owner);
+      return await create();
     } finally {
       const n = (this.creating.get(owner) ?? 1) - 1;
       if (n > 0) this.creating.set(owner, n);
@@ -183,13 +232,8 @@ export class JobService {
       given.push({ name, uploadId, file, dtype: h.dtype, shape: h.shape });
     }
     const rows = validateJobInputs(model.info.inputs, given);
-    const inRow = given.reduce((sum, g) => sum + rowBytes(g.dtype, g.shape), 0);
-    const outRow = model.info.outputs.reduce((sum, o) => {
-      const dims = o.shape.slice(1);
-      return dims.every((d): d is number => typeof d === "number") ? sum + rowBytes(o.dtype, [1, ...dims]) : sum;
-    }, 0);
-    checkShardsFitFrame(inRow, outRow, req.shardSize ?? null, this.limits.maxFrameBytes, rows);
-    const id = `j_${randomBytes(10).toString("hex").slice(0, 16)}`;
+    this.checkFits(model, given, req.shardSize ?? null, rows);
+    const id = newJobId();
     const dir = this.jobDir(id);
     await mkdir(path.join(dir, "inputs"), { recursive: true });
     const inputs = [];
@@ -204,19 +248,40 @@ export class JobService {
       }
       inputs.push({ name: g.name, file: rel, dtype: g.dtype, shape: g.shape });
     }
-    const row = { id, model: model.sha256, rows, inputs, createdAt: Date.now(), fixedShardSize: req.shardSize ?? null, verification: VerificationSchema.parse({ redundancy: req.redundancy, rtol: req.rtol, atol: req.atol, canaries: req.canaries }), owner };
-    this.db.insertJob(row);
-    const full = this.db.getJob(id)!;
-    const job = await Job.open(full, model, dir, this.db);
+    const job = await this.start({ id, model: model.sha256, rows, inputs, fixedShardSize: req.shardSize ?? null, verification: this.verification(req), owner }, dir);
+    return job.row;
+  }
+
+  private verification(req: InlineJobRequest) {
+    return VerificationSchema.parse({ redundancy: req.redundancy, rtol: req.rtol, atol: req.atol, canaries: req.canaries });
+  }
+
+  /** Refuses a job whose shards could not travel in one frame (checkShardsFitFrame). */
+  private checkFits(model: ModelRow, given: readonly { dtype: DType; shape: number[] }[], shardSize: number | null, rows: number): void {
+    const inRow = given.reduce((sum, g) => sum + rowBytes(g.dtype, g.shape), 0);
+    const outRow = model.info.outputs.reduce((sum, o) => {
+      const dims = o.shape.slice(1);
+      return dims.every((d): d is number => typeof d === "number") ? sum + rowBytes(o.dtype, [1, ...dims]) : sum;
+    }, 0);
+    checkShardsFitFrame(inRow, outRow, shardSize, this.limits.maxFrameBytes, rows);
+  }
+
+  /** Records a job whose inputs are in its folder, opens it and hands it to the scheduler. */
+  private async start(spec: Omit<NewJob, "createdAt">, dir: string, inMemory?: ReadonlyMap<string, Tensor>, keepOutputs = false): Promise<Job> {
+    this.db.insertJob({ ...spec, createdAt: Date.now() });
+    const full = this.db.getJob(spec.id)!;
+    const model = this.models.require(spec.model);
+    const job = await Job.open(full, model, dir, this.db, inMemory);
     try {
       await this.prepareCanaries(job);
     } catch (err) {
       await job.closeFiles();
       throw err;
     }
-    this.live.set(id, job);
+    if (keepOutputs) job.keepOutputs(this.limits.maxFrameBytes - FRAME_HEADER_ALLOWANCE);
+this.live.set(spec.id, job);
     this.scheduler.addJob(job);
-    return full;
+    return job;
   }
 
   /** Called when a job reaches a terminal state. */
@@ -253,6 +318,29 @@ export class JobService {
       set.add(wake);
     });
     return this.get(id, viewer);
+  }
+
+  /**
+   * Waits up to `ms` for every row of a job made by createInline, and answers with its outputs from memory as soon as they are all in and checked,
+   * while their rows are written, the files flushed and the record closed right after (a
+   * client waiting on a small job should not wait on the disk as well; should that writing
+   * fail, the job fails with the reason, though its client has its answer). Without outputs
+   * (not kept, the job failed or was cancelled, or it still runs after `ms`) it answers the
+   * job as it is; a job still running stops keeping them (its client downloads them later).
+   */
+  async inlineAnswer(job: Job, ms: number): Promise<{ row: JobRow; outputs: NamedTensor[] | null }> {
+    let allKept = (): void => undefined;
+    const kept = new Promise<void>((resolve) => (allKept = resolve));
+    job.onAllKept = allKept;
+    if (job.allKept) allKept();
+    await Promise.race([kept, this.waitForEnd(job.id, ms)]);
+    job.onAllKept = undefined;
+    const outputs = job.keptOutputs();
+    job.keepOutputs(0);
+    const row = this.get(job.id);
+    if (!outputs || row.state === "failed" || row.state === "cancelled") return { row, outputs: null };
+    // Every row is in: done as far as the client is concerned, whatever the record says yet.
+    return { row: { ...row, state: "done", finishedAt: row.finishedAt ?? Date.now(), samplesDone: row.rows, shardsDone: Math.max(row.shardsDone, row.shardCount) }, outputs };
   }
 
   /**

@@ -14,7 +14,9 @@ import type { NamedTensor } from "../shared/frame.js";
 import { planFrame } from "../shared/frame.js";
 import { safeFileName } from "../shared/job-inputs.js";
 import { NpyRowReader, NpyRowWriter } from "../shared/npy-file.js";
-import { rowBytes } from "../shared/tensor.js";
+import { concatRows } from "../shared/tensor-ops.js";
+import { rowBytes, type Tensor } from "../shared/tensor.js";
+import { MemoryRowReader, type RowReader } from "./memory-rows.js";
 import type { JobDb, JobOutput, JobRow, JobState, ModelRow } from "./job-db.js";
 import type { Canary } from "./canary.js";
 import type { Replicas } from "./verify.js";
@@ -51,7 +53,12 @@ export class Job {
   nextRow: number;
   private nextIdx: number;
   private readonly writing = new Set<number>();
-  private readers: NpyRowReader[] = [];
+  private readers: RowReader[] = [];
+  /**
+   * Accepted results kept in memory for a client waiting on the job's answer (an inline job),
+   * by first row, with their bytes; null when not kept, or dropped past the budget.
+   */
+  private kept: { results: Map<number, NamedTensor[]>; rows: number; bytes: number; budget: number } | null = null;
   private writers = new Map<string, NpyRowWriter>();
   private outputs: JobOutput[] | null;
   private outputsReady: Promise<void> | null = null;
@@ -74,15 +81,19 @@ export class Job {
     this.nextIdx = db.lastShardIdx(row.id) + 1;
   }
 
-  /** Opens the job's inputs and queues its unfinished shards. */
-  static async open(row: JobRow, model: ModelRow, dir: string, db: JobDb): Promise<Job> {
+  /**
+   * Opens the job's inputs and queues its unfinished shards. Inputs given in `inMemory` (an
+   * inline job's tensors, also written to its folder) are read from memory instead of disk.
+   */
+  static async open(row: JobRow, model: ModelRow, dir: string, db: JobDb, inMemory?: ReadonlyMap<string, Tensor>): Promise<Job> {
     const job = new Job(row, model, dir, db);
     try {
       // Readers in the model's input order, which is the order tensors go into a shard frame.
       for (const spec of model.info.inputs) {
         const input = row.inputs.find((i) => i.name === spec.name);
         if (!input) throw new EdgepoolError("E_INTERNAL", `job ${row.id} lacks input ${spec.name}`);
-        job.readers.push(await NpyRowReader.open(path.join(dir, input.file)));
+        const held = inMemory?.get(spec.name);
+        job.readers.push(held ? new MemoryRowReader(held) : await NpyRowReader.open(path.join(dir, input.file)));
       }
     } catch (err) {
       await job.closeFiles();
@@ -198,6 +209,8 @@ export class Job {
       }
     });
     this.writing.add(task.idx);
+    // Kept before it reaches the disk: a waiting client's answer need not wait on the disk.
+    this.keep(task.start, rows, tensors);
     try {
       await this.ensureOutputs(tensors);
       const outputs = this.outputs!;
@@ -223,6 +236,55 @@ export class Job {
     this.samplesDone += rows;
     this.shardsDone += 1;
     return true;
+  }
+
+  /**
+   * Keeps accepted results in memory, up to `budget` bytes, so the outputs can be answered
+   * from memory when the job ends (keptOutputs). Past the budget nothing is kept; a budget
+   * of 0 stops keeping and lets go of what was kept.
+   */
+  keepOutputs(budget: number): void {
+    this.kept = budget > 0 ? { results: new Map(), rows: 0, bytes: 0, budget } : null;
+  }
+
+  private keep(start: number, rows: number, tensors: NamedTensor[]): void {
+    const kept = this.kept;
+    if (!kept) return;
+    kept.bytes += tensors.reduce((n, t) => n + t.data.byteLength, 0);
+    if (kept.bytes > kept.budget) {
+      this.kept = null;
+      return;
+    }
+    // A shard whose write failed is retried and kept again under the same first row.
+    if (!kept.results.has(start)) kept.rows += rows;
+    kept.results.set(start, tensors);
+    if (kept.rows === this.row.rows) this.onAllKept?.();
+  }
+
+  /** True when a result for every row has been kept (keepOutputs). */
+  get allKept(): boolean {
+    return this.kept !== null && this.kept.rows === this.row.rows;
+  }
+
+  /** Called once a result for every row has been kept (keepOutputs). */
+  onAllKept: (() => void) | undefined;
+
+  /**
+   * The whole outputs in row order, from the results kept in memory; null if not kept, not
+   * all in yet, or not one shape (that job then fails on the disk side too, with the reason).
+   */
+  keptOutputs(): NamedTensor[] | null {
+    const kept = this.kept;
+    if (!kept || !this.allKept) return null;
+    const parts = [...kept.results.entries()].sort((a, b) => a[0] - b[0]).map(([, ts]) => ts);
+    try {
+      return this.model.info.outputs.map((o, i) => {
+        const pieces = parts.map((ts) => ts[i]!);
+        return { ...(pieces.length === 1 ? pieces[0]! : concatRows(pieces)), name: o.name };
+      });
+    } catch {
+      return null;
+    }
   }
 
   /** True when every row has been accepted. */

@@ -16,6 +16,8 @@ export const SHA256_RE = /^[0-9a-f]{64}$/;
 
 export class ModelStore {
   private readonly parsing = new Limiter(1);
+  /** Records read so far: a model never changes (its id is its hash), so each is read once. */
+  private readonly known = new Map<string, ModelRow>();
 
   constructor(
     private readonly dir: string,
@@ -35,7 +37,11 @@ export class ModelStore {
 
   get(sha256: string): ModelRow | undefined {
     if (!SHA256_RE.test(sha256)) return undefined;
-    return this.db.getModel(sha256);
+    const cached = this.known.get(sha256);
+    if (cached) return cached;
+    const row = this.db.getModel(sha256);
+    if (row) this.known.set(sha256, row);
+    return row;
   }
 
   require(sha256: string): ModelRow {

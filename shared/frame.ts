@@ -13,6 +13,9 @@ import { z } from "zod";
 import { EdgepoolError } from "./errors.js";
 import { DTYPES, type DType, type Tensor, bytesPerElement, elementCount, viewOf, tensorBytes } from "./tensor.js";
 
+/** The HTTP media type of a body that is one frame (an inline job, and the answer carrying its outputs). */
+export const FRAME_MEDIA_TYPE = "application/vnd.edgepool.frame";
+
 /** Largest JSON header accepted; a peer that claims more is sending garbage. */
 export const MAX_HEADER_BYTES = 1 << 20;
 

@@ -457,6 +457,32 @@ export async function writeNpyFile(file: string, t: Tensor): Promise<void> {
   }
 }
 
+/**
+ * Writes a tensor as a new .npy file in one write, without a temporary name or a flush: for
+ * a file in a folder that nothing reads until its owner records it (a job's inline inputs,
+ * whose job row is written after). Fails if the file exists.
+ */
+export async function createNpyFile(file: string, t: Tensor): Promise<void> {
+  checkTensor(t, file);
+  const header = encodeNpyHeader(t.dtype, t.dims);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(file, "wx", 0o644);
+    const data = tensorBytes(t);
+    const { bytesWritten } = await handle.writev([header, data], 0);
+    if (bytesWritten !== header.byteLength + data.byteLength) {
+      // A short vectored write (rare): positional writes are idempotent, so write both again in full.
+      await writeFully(handle, header, 0);
+      await writeFully(handle, data, header.byteLength);
+    }
+    await handle.close();
+    handle = undefined;
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    throw fileError(file, err);
+  }
+}
+
 function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let off = 0;
