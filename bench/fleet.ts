@@ -8,10 +8,10 @@ import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createLogger } from "../shared/logger.js";
-import { startProc, tempDir } from "../tests/helpers/procs.js";
+import { startProc } from "../tests/helpers/procs.js";
 import { Swarm, parseSwarmConfig } from "../worker/swarm.js";
 import type { Figure } from "./figure.js";
-import { procMemory } from "./measure.js";
+import { benchDir, procMemory } from "./measure.js";
 
 /** This process's open-file limit: each connection is a descriptor here and in the coordinator. */
 function openFileLimit(): number {
@@ -43,7 +43,7 @@ export async function fleetSize(target: number): Promise<{ figures: Figure[]; no
     count < target
       ? `${count} virtual workers, not ${target}: the open-file limit here is ${limit} per process (ulimit -n), and each connection needs one in the coordinator`
       : `${count} virtual workers`;
-  const tmp = await tempDir("bench-fleet");
+  const tmp = await benchDir("bench-fleet");
   const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "c"), "--log-level", "warn"]);
   let swarm: Swarm | undefined;
   try {
@@ -69,6 +69,5 @@ export async function fleetSize(target: number): Promise<{ figures: Figure[]; no
   } finally {
     await swarm?.close();
     await coordinator.stop();
-    await tmp.remove();
   }
 }

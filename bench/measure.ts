@@ -1,5 +1,8 @@
 /** Helpers the benchmarks share: reading a process's memory and timing one job. */
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { promisify } from "node:util";
+import { tempDir } from "../tests/helpers/procs.js";
 import { CoordinatorClient } from "../coordinator/client.js";
 import { submitJob } from "../coordinator/submit-job.js";
 
@@ -15,4 +18,26 @@ export async function jobRate(url: string, model: Uint8Array, input: { name: str
   const { job } = await submitJob(new CoordinatorClient(url), { model, inputs: { [input.name]: input.file }, outDir: out, ...(shardSize ? { shardSize } : {}) });
   const secs = (job.finishedAt! - job.startedAt!) / 1000;
   return { samplesPerSec: job.rows / secs, shardsPerSec: job.shards / secs };
+}
+
+const removals: Array<() => Promise<void>> = [];
+
+/**
+ * A temporary folder for one benchmark, removed only when the whole run ends: deleting the
+ * gigabytes one benchmark wrote keeps the file system busy (discards, journal) for seconds,
+ * and the file operations of the next benchmark would pay for it.
+ */
+export async function benchDir(prefix: string): Promise<{ dir: string }> {
+  const t = await tempDir(prefix);
+  removals.push(t.remove);
+  return { dir: t.dir };
+}
+
+export async function removeBenchDirs(): Promise<void> {
+  await Promise.allSettled(removals.splice(0).map((remove) => remove()));
+}
+
+/** Writes out the dirty pages the last benchmark left, so the next one does not share the disk with that writeback. */
+export async function settleDisk(): Promise<void> {
+  await promisify(execFile)("sync");
 }

@@ -31,9 +31,9 @@ import { NpyRowWriter } from "../shared/npy-file.js";
 import { runLocally } from "../worker/local-run.js";
 import type { Figure } from "./figure.js";
 import { fleetSize } from "./fleet.js";
-import { jobRate, procMemory } from "./measure.js";
+import { benchDir, jobRate, procMemory, removeBenchDirs, settleDisk } from "./measure.js";
 import { dispatchRate, latency, transportRate } from "./pool-rates.js";
-import { runCli, startPool, startProc, startWorker, tempDir, type Proc } from "../tests/helpers/procs.js";
+import { runCli, startPool, startProc, startWorker, type Proc } from "../tests/helpers/procs.js";
 
 
 
@@ -41,7 +41,7 @@ import { runCli, startPool, startProc, startWorker, tempDir, type Proc } from ".
 const RESNET50 = fileURLToPath(new URL("../../shared/zoo/light_resnet50.onnx", import.meta.url));
 
 async function efficiency(label: string, model: Uint8Array, input: string, dims: number[], chunk: number): Promise<Figure> {
-  const tmp = await tempDir("bench-eff");
+  const tmp = await benchDir("bench-eff");
   const pool = await startPool(2, tmp.dir);
   try {
     const x = seededNormal(5, dims.reduce((a, b) => a * b, 1), 1);
@@ -54,12 +54,11 @@ async function efficiency(label: string, model: Uint8Array, input: string, dims:
     return { name: `efficiency: ${label}, pool 2 workers x 1 thread`, value: pooled, unit: "samples/s", baseline: local, baselineName: "local ORT, 2 threads", ratio: pooled / local };
   } finally {
     await pool.stop();
-    await tmp.remove();
   }
 }
 
 async function memory(gb: number): Promise<Figure> {
-  const tmp = await tempDir("bench-mem");
+  const tmp = await benchDir("bench-mem");
   const pool = await startPool(2, tmp.dir);
   try {
     // The I/O-bound scale model: its outputs are as large as its inputs.
@@ -84,12 +83,11 @@ async function memory(gb: number): Promise<Figure> {
     return { name: `memory: coordinator peak RSS, job with ${total.toFixed(2)} GB of inputs and outputs`, value: peak / 1e6, unit: "MB", baseline: idle / 1e6, baselineName: "idle RSS with 2 workers", ratio: peak / idle };
   } finally {
     await pool.stop();
-    await tmp.remove();
   }
 }
 
 async function heterogeneous(samples: number): Promise<Figure> {
-  const tmp = await tempDir("bench-het");
+  const tmp = await benchDir("bench-het");
   const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "c"), "--log-level", "info"]);
   const procs: Proc[] = [coordinator];
   try {
@@ -118,12 +116,11 @@ async function heterogeneous(samples: number): Promise<Figure> {
     };
   } finally {
     for (const p of procs.reverse()) await p.stop();
-    await tmp.remove();
   }
 }
 
 async function failover(signal: "SIGKILL" | "SIGSTOP", heartbeatMs: number): Promise<Figure> {
-  const tmp = await tempDir("bench-failover");
+  const tmp = await benchDir("bench-failover");
   const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "c"), "--heartbeat-timeout", String(heartbeatMs)]);
   const procs: Proc[] = [coordinator];
   try {
@@ -179,12 +176,11 @@ async function failover(signal: "SIGKILL" | "SIGSTOP", heartbeatMs: number): Pro
     };
   } finally {
     for (const p of procs.reverse()) await p.stop();
-    await tmp.remove();
   }
 }
 
 async function redundancy(samples: number): Promise<Figure> {
-  const tmp = await tempDir("bench-redundancy");
+  const tmp = await benchDir("bench-redundancy");
   const pool = await startPool(2, tmp.dir);
   try {
     const model = catalogModel("wide-mlp").build();
@@ -201,7 +197,6 @@ async function redundancy(samples: number): Promise<Figure> {
     return { name: "redundancy: wide-mlp, pool 2 workers, each shard on 2 workers and compared", value: verified, unit: "samples/s", baseline: plain, baselineName: "same job, redundancy 1", ratio: verified / plain };
   } finally {
     await pool.stop();
-    await tmp.remove();
   }
 }
 
@@ -231,27 +226,38 @@ async function main(): Promise<void> {
     if (!opts.json) process.stdout.write(`  note: ${line}\n`);
   };
   const started = Date.now();
-  if (only.has("efficiency")) {
-    const n = Number(opts.samples);
-    say(await efficiency("cnn", catalogModel("cnn").build(), "image", [n, 3, 32, 32], 256));
-    if (existsSync(RESNET50)) say(await efficiency("ResNet-50 (zoo, batch 1)", readFileSync(RESNET50), "gpu_0/data_0", [48, 3, 224, 224], 1));
-    else note(`ResNet-50 efficiency skipped: ${RESNET50} is not here`);
+  // Each benchmark starts with the disk quiet: the last one's writes flushed (settleDisk), and
+  // no folder removed until the end (benchDir).
+  const run = async (name: string, fn: () => Promise<void>) => {
+    if (!only.has(name)) return;
+    await settleDisk();
+    await fn();
+  };
+  try {
+    await run("efficiency", async () => {
+      const n = Number(opts.samples);
+      say(await efficiency("cnn", catalogModel("cnn").build(), "image", [n, 3, 32, 32], 256));
+      if (existsSync(RESNET50)) say(await efficiency("ResNet-50 (zoo, batch 1)", readFileSync(RESNET50), "gpu_0/data_0", [96, 3, 224, 224], 1));
+      else note(`ResNet-50 efficiency skipped: ${RESNET50} is not here`);
+    });
+    await run("dispatch", async () => say(await dispatchRate(40_000)));
+    await run("transport", async () => say(await transportRate(16_384)));
+    await run("latency", async () => say(await latency(500, 3000)));
+    await run("fleet", async () => {
+      const r = await fleetSize(Number(opts.fleet));
+      for (const f of r.figures) say(f);
+      note(r.note);
+    });
+    await run("memory", async () => say(await memory(Number(opts.memoryGb))));
+    await run("heterogeneous", async () => say(await heterogeneous(16384)));
+    await run("failover", async () => {
+      say(await failover("SIGKILL", 10_000));
+      say(await failover("SIGSTOP", 3_000));
+    });
+    await run("redundancy", async () => say(await redundancy(40_000)));
+  } finally {
+    await removeBenchDirs();
   }
-  if (only.has("dispatch")) say(await dispatchRate(40_000));
-  if (only.has("transport")) say(await transportRate(16_384));
-  if (only.has("latency")) say(await latency(50));
-  if (only.has("fleet")) {
-    const r = await fleetSize(Number(opts.fleet));
-    for (const f of r.figures) say(f);
-    note(r.note);
-  }
-  if (only.has("memory")) say(await memory(Number(opts.memoryGb)));
-  if (only.has("heterogeneous")) say(await heterogeneous(16384));
-  if (only.has("failover")) {
-    say(await failover("SIGKILL", 10_000));
-    say(await failover("SIGSTOP", 3_000));
-  }
-  if (only.has("redundancy")) say(await redundancy(40_000));
   const seconds = Math.round((Date.now() - started) / 1000);
   if (opts.json) process.stdout.write(`${JSON.stringify({ seconds, figures, notes }, null, 2)}\n`);
   else process.stdout.write(`(${seconds} s)\n`);

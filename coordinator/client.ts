@@ -8,8 +8,8 @@ import { rename, rm } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { EdgepoolError, isErrorCode } from "../shared/errors.js";
-import { httpRequest, type HttpRequestOptions } from "../shared/http-request.js";
+import { EdgepoolError, isErrorCode, toEdgepoolError } from "../shared/errors.js";
+import { httpRequest, httpRequestBytes, type BytesResponse, type HttpRequestOptions } from "../shared/http-request.js";
 import { authHeader } from "../shared/token.js";
 import { tlsError } from "../shared/tls.js";
 import { IoInfoSchema } from "../shared/onnx/model-info.js";
@@ -173,32 +173,46 @@ export class CoordinatorClient {
         ...(this.ca ? { ca: this.ca } : {}),
       });
     } catch (err) {
-      const tls = tlsError(err, this.base);
-      if (tls) throw tls;
-      const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
-      throw new EdgepoolError(
-        "E_UNAVAILABLE",
-        `cannot reach the coordinator at ${this.base} (${cause}); check the URL and that 'edgepool coordinator' runs there`,
-        { cause: err },
-      );
+      throw this.unreachable(err);
     }
-    if (!res.ok) {
-      const text = await res.text();
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      const body = ErrorBodySchema.safeParse(parsed);
-      if (body.success) {
-        const code = isErrorCode(body.data.error.code) ? body.data.error.code : "E_INTERNAL";
-        throw new EdgepoolError(code, body.data.error.message);
-      }
-      const code = res.status === 401 ? "E_AUTH" : res.status === 403 ? "E_FORBIDDEN" : "E_INTERNAL";
-      throw new EdgepoolError(code, `coordinator answered HTTP ${res.status} to ${init.method ?? "GET"} ${path}: ${text.slice(0, 200)}`);
-    }
+    if (!res.ok) throw this.refusal(res.status, await res.text(), init.method ?? "GET", path);
     return res;
+  }
+
+  /** A request whose body and answer are small and whole (no streams): see httpRequestBytes. */
+  private async requestBytes(path: string, init: { method: string; headers: Record<string, string>; body: Uint8Array }, timeoutMs: number): Promise<BytesResponse> {
+    let res: BytesResponse;
+    try {
+      res = await httpRequestBytes(`${this.base}${path}`, { ...init, headers: { ...init.headers, ...authHeader(this.token) }, timeoutMs, ...(this.ca ? { ca: this.ca } : {}) });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (res.status < 200 || res.status > 299) throw this.refusal(res.status, res.body.toString("utf8"), init.method, path);
+    return res;
+  }
+
+  private unreachable(err: unknown): EdgepoolError {
+    const tls = tlsError(err, this.base);
+    if (tls) return tls;
+    const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+    return new EdgepoolError("E_UNAVAILABLE", `cannot reach the coordinator at ${this.base} (${cause}); check the URL and that 'edgepool coordinator' runs there`, { cause: err });
+  }
+
+  /** The error for a non-2xx answer: the coordinator's own code and message when it sent them. */
+  private refusal(status: number, text: string, method: string, path: string): EdgepoolError {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const body = ErrorBodySchema.safeParse(parsed);
+    if (body.success) {
+      const code = isErrorCode(body.data.error.code) ? body.data.error.code : "E_INTERNAL";
+      return new EdgepoolError(code, body.data.error.message);
+    }
+    const code = status === 401 ? "E_AUTH" : status === 403 ? "E_FORBIDDEN" : "E_INTERNAL";
+    return new EdgepoolError(code, `coordinator answered HTTP ${status} to ${method} ${path}: ${text.slice(0, 200)}`);
   }
 
   private async json<T>(schema: z.ZodType<T>, path: string, init?: RequestSpec, timeoutMs?: number): Promise<T> {
@@ -237,20 +251,28 @@ export class CoordinatorClient {
    * `outputs` is null and they are downloaded once it is done, as for any job.
    */
   async createInlineJob(spec: InlineJobSpec, inputs: readonly NamedTensor[], waitMs = 0): Promise<{ job: JobView; outputs: NamedTensor[] | null }> {
-    const body = encodeFrame({ ...spec }, inputs);
-    const res = await this.request(
-      `/api/jobs${waitMs > 0 ? `?wait=${waitMs}` : ""}`,
-      { method: "POST", body, headers: { "content-type": FRAME_MEDIA_TYPE } },
-      this.timeoutMs + waitMs,
-    );
-    if ((res.headers.get("content-type") ?? "").split(";")[0] !== FRAME_MEDIA_TYPE) {
-      const view = JobViewSchema.safeParse(await res.json());
-      if (!view.success) throw new EdgepoolError("E_PROTOCOL", `unexpected answer from /api/jobs: ${view.error.issues[0]?.message ?? ""}; are client and coordinator the same version?`);
+    const path = `/api/jobs${waitMs > 0 ? `?wait=${waitMs}` : ""}`;
+    const res = await this.requestBytes(path, { method: "POST", body: encodeFrame({ ...spec }, inputs), headers: { "content-type": FRAME_MEDIA_TYPE } }, this.timeoutMs + waitMs);
+    const unexpected = (why: string) => new EdgepoolError("E_PROTOCOL", `unexpected answer from ${path}: ${why}; are client and coordinator the same version?`);
+    if ((res.headers["content-type"] ?? "").split(";")[0] !== FRAME_MEDIA_TYPE) {
+      let json: unknown;
+      try {
+        json = JSON.parse(res.body.toString("utf8"));
+      } catch {
+        throw unexpected("not JSON");
+      }
+      const view = JobViewSchema.safeParse(json);
+      if (!view.success) throw unexpected(view.error.issues[0]?.message ?? "");
       return { job: view.data, outputs: null };
     }
-    const frame = decodeFrame(new Uint8Array(await res.arrayBuffer()));
+    let frame: ReturnType<typeof decodeFrame>;
+    try {
+      frame = decodeFrame(new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength));
+    } catch (err) {
+      throw unexpected(toEdgepoolError(err).message);
+    }
     const header = z.object({ job: JobViewSchema }).safeParse(frame.header);
-    if (!header.success) throw new EdgepoolError("E_PROTOCOL", `unexpected frame from /api/jobs: ${header.error.issues[0]?.message ?? ""}; are client and coordinator the same version?`);
+    if (!header.success) throw unexpected(header.error.issues[0]?.message ?? "");
     return { job: header.data.job, outputs: frame.tensors };
   }
 

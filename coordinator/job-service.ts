@@ -194,7 +194,8 @@ export class JobService {
 
   private async counted<T>(owner: string | null, create: () => Promise<T>): Promise<T> {
     let active = this.creating.get(owner) ?? 0;
-    for (const job of this.live.values()) if (job.active && job.row.owner === owner) active += 1;
+    // A job with every row in is only closing its files: it no longer counts.
+    for (const job of this.live.values()) if (job.active && !job.complete && job.row.owner === owner) active += 1;
     if (active >= this.limits.maxJobsPerClient) {
       const who = owner === null ? "this pool" : `client '${owner}'`;
       throw new EdgepoolError(

@@ -65,3 +65,45 @@ export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): P
     }
   });
 }
+
+export interface BytesResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * Like httpRequest, for a body already in memory and an answer wanted whole: resolves once the
+ * whole answer is read, without the WHATWG Response and stream wrappers, whose cost counted
+ * on the path of a small job answered in one request (about half a millisecond of its two).
+ */
+export function httpRequestBytes(url: string | URL, opts: Omit<HttpRequestOptions, "body" | "signal"> & { body?: Uint8Array; timeoutMs: number }): Promise<BytesResponse> {
+  const u = typeof url === "string" ? new URL(url) : url;
+  const secure = u.protocol === "https:";
+  if (!secure && u.protocol !== "http:") return Promise.reject(new TypeError(`${u.protocol} is not http: or https:`));
+  return new Promise<BytesResponse>((resolve, reject) => {
+    const options: https.RequestOptions = {
+      method: opts.method ?? "GET",
+      headers: { ...opts.headers, ...(opts.body ? { "content-length": String(opts.body.byteLength) } : {}) },
+      ...(secure && opts.ca ? { ca: typeof opts.ca === "string" ? opts.ca : [...opts.ca] } : {}),
+    };
+    const onResponse = (res: http.IncomingMessage): void => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", fail);
+      res.on("end", () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 500, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+      });
+    };
+    const req = secure ? https.request(u, options, onResponse) : http.request(u, options, onResponse);
+    function fail(err: Error): void {
+      clearTimeout(timer);
+      req.destroy();
+      reject(err);
+    }
+    const timer = setTimeout(() => fail(Object.assign(new Error(`no answer within ${opts.timeoutMs} ms`), { name: "TimeoutError" })), opts.timeoutMs);
+    req.on("error", fail);
+    req.end(opts.body);
+  });
+}

@@ -97,7 +97,7 @@ describe("an inline job", () => {
 
   it("refuses a body that is not a frame, or a header with unknown settings", async () => {
     const post = (body: Uint8Array) =>
-      fetch(`${pool.url}/api/jobs?wait=1000`, { method: "POST", body, headers: { "content-type": FRAME_MEDIA_TYPE } });
+      fetch(`${pool.url}/api/jobs?wait=1000`, { method: "POST", body: Buffer.from(body), headers: { "content-type": FRAME_MEDIA_TYPE } });
     const garbage = await post(new TextEncoder().encode("not a frame at all"));
     expect(garbage.status).toBe(400);
     expect(((await garbage.json()) as { error: { message: string } }).error.message).toContain("not an edgepool frame");
