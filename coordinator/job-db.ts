@@ -4,6 +4,7 @@
  * tiny (one row per shard completion) and WAL mode keeps them cheap.
  */
 import Database from "better-sqlite3";
+import { EdgepoolError } from "../shared/errors.js";
 import { z } from "zod";
 import { IoInfoSchema } from "../shared/onnx/model-info.js";
 import { DTYPES } from "../shared/tensor.js";
@@ -152,7 +153,19 @@ export class JobDb {
 
   constructor(file: string) {
     this.db = new Database(file);
-    this.db.pragma("journal_mode = WAL");
+    try {
+      // One coordinator owns a data directory: the exclusive lock keeps a second one out, and
+      // spares every transaction its file-lock calls (the WAL index lives in memory, not in a
+      // shared -shm file); a small job made some twenty of them.
+      this.db.pragma("locking_mode = EXCLUSIVE");
+      this.db.pragma("journal_mode = WAL");
+    } catch (cause) {
+      this.db.close();
+      if ((cause as { code?: string }).code === "SQLITE_BUSY") {
+        throw new EdgepoolError("E_STATE", `another coordinator is using ${file}; stop it, or give this one its own --data-dir`, { cause });
+      }
+      throw cause;
+    }
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA);
     this.migrate();

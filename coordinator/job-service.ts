@@ -44,6 +44,18 @@ export type InlineJobRequest = z.infer<typeof InlineJobSchema>;
 
 type NewJob = Parameters<JobDb["insertJob"]>[0];
 
+/** Inline jobs that may be answered while their rows are still on their way to the disk. */
+const MAX_UNWRITTEN = 64;
+
+/**
+ * A job's files sit side by side in its folder (in-<i>-<name>.npy, out-<i>-<name>.npy): one
+ * folder made per job, not three. Jobs recorded with inputs/ and outputs/ folders keep them,
+ * since the database holds each file's path.
+ */
+function inputFileName(i: number, name: string): string {
+  return `in-${i}-${safeFileName(name)}.npy`;
+}
+
 function newJobId(): string {
   return `j_${randomBytes(10).toString("hex").slice(0, 16)}`;
 }
@@ -89,6 +101,8 @@ export class JobService {
   private readonly live = new Map<string, Job>();
   /** Long polls waiting for an active job to end, by job id. */
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** Inline jobs answered from memory whose rows are still being written. */
+  private readonly unwritten = new Set<Job>();
   /** Jobs being created, by owner, counted against --max-jobs-per-client until they are live. */
   private readonly creating = new Map<string | null, number>();
 
@@ -174,9 +188,10 @@ export class JobService {
       this.checkFits(model, given, req.shardSize ?? null, rows);
       const id = newJobId();
       const dir = this.jobDir(id);
-      const inputs = tensors.map((t, i) => ({ name: t.name, file: path.join("inputs", `${i}-${safeFileName(t.name)}.npy`), dtype: t.dtype, shape: t.dims }));
+      const inputs = tensors.map((t, i) => ({ name: t.name, file: inputFileName(i, t.name), dtype: t.dtype, shape: t.dims }));
       const written = (async () => {
-        await mkdir(path.join(dir, "inputs"), { recursive: true });
+        // Recursive only so that the output files' own mkdir may come first (Job.ensureOutputs).
+        await mkdir(dir, { recursive: true });
         await Promise.all(tensors.map((t, i) => createNpyFile(path.join(dir, inputs[i]!.file), t)));
       })();
       let job: Job;
@@ -193,9 +208,11 @@ export class JobService {
   }
 
   private async counted<T>(owner: string | null, create: () => Promise<T>): Promise<T> {
+    // Answers may run ahead of the disk only so far: past that, a new job waits for one to be written.
+    while (this.unwritten.size >= MAX_UNWRITTEN) await Promise.race([...this.unwritten].map((j) => j.whenWritten()));
     let active = this.creating.get(owner) ?? 0;
-    // A job with every row in is only closing its files: it no longer counts.
-    for (const job of this.live.values()) if (job.active && !job.complete && job.row.owner === owner) active += 1;
+    // A job answered, or with every row in, is only writing or closing its files: it no longer counts.
+    for (const job of this.live.values()) if (job.active && !job.complete && !this.unwritten.has(job) && job.row.owner === owner) active += 1;
     if (active >= this.limits.maxJobsPerClient) {
       const who = owner === null ? "this pool" : `client '${owner}'`;
       throw new EdgepoolError(
@@ -236,10 +253,10 @@ export class JobService {
     this.checkFits(model, given, req.shardSize ?? null, rows);
     const id = newJobId();
     const dir = this.jobDir(id);
-    await mkdir(path.join(dir, "inputs"), { recursive: true });
+    await mkdir(dir);
     const inputs = [];
     for (const [i, g] of given.entries()) {
-      const rel = path.join("inputs", `${i}-${safeFileName(g.name)}.npy`);
+      const rel = inputFileName(i, g.name);
       try {
         await rename(g.file, path.join(dir, rel));
       } catch (cause) {
@@ -267,7 +284,7 @@ export class JobService {
     checkShardsFitFrame(inRow, outRow, shardSize, this.limits.maxFrameBytes, rows);
   }
 
-  /** Records a job whose inputs are in its folder, opens it and hands it to the scheduler. */
+  /** Records a job, opens it (its inputs from `inMemory` where given, else from its folder) and hands it to the scheduler. */
   private async start(spec: Omit<NewJob, "createdAt">, dir: string, inMemory?: ReadonlyMap<string, Tensor>, keepOutputs = false): Promise<Job> {
     this.db.insertJob({ ...spec, createdAt: Date.now() });
     const full = this.db.getJob(spec.id)!;
@@ -280,18 +297,18 @@ export class JobService {
       throw err;
     }
     if (keepOutputs) job.keepOutputs(this.limits.maxFrameBytes - FRAME_HEADER_ALLOWANCE);
-this.live.set(spec.id, job);
+    this.live.set(spec.id, job);
     this.scheduler.addJob(job);
     return job;
   }
 
-  /** Called when a job reaches a terminal state. */
   /** Computes the job's canary answers here, before any worker sees the job. */
   private async prepareCanaries(job: Job): Promise<void> {
     const n = job.row.verification.canaries;
     if (n > 0) job.canaries = await computeCanaries(job, this.models.pathOf(job.model.sha256), n);
   }
 
+  /** Called when a job reaches a terminal state. */
   forget(job: Job): void {
     this.live.delete(job.id);
     const waiting = this.waiters.get(job.id);
@@ -322,10 +339,11 @@ this.live.set(spec.id, job);
   }
 
   /**
-   * Waits up to `ms` for every row of a job made by createInline, and answers with its outputs from memory as soon as they are all in and checked,
-   * while their rows are written, the files flushed and the record closed right after (a
-   * client waiting on a small job should not wait on the disk as well; should that writing
-   * fail, the job fails with the reason, though its client has its answer). Without outputs
+   * Waits up to `ms` for every row of a job made by createInline, and answers with its outputs
+   * from memory as soon as they are all in and checked, while their rows are written, the
+   * files flushed and the record closed right after (a client waiting on a small job need not
+   * wait on the disk; should that fail, the job fails with the reason, though its client has
+   * its answer; and at most MAX_UNWRITTEN answers run ahead of the disk). Without outputs
    * (not kept, the job failed or was cancelled, or it still runs after `ms`) it answers the
    * job as it is; a job still running stops keeping them (its client downloads them later).
    */
@@ -340,6 +358,10 @@ this.live.set(spec.id, job);
     job.keepOutputs(0);
     const row = this.get(job.id);
     if (!outputs || row.state === "failed" || row.state === "cancelled") return { row, outputs: null };
+    if (!job.complete) {
+      this.unwritten.add(job);
+      void job.whenWritten().then(() => this.unwritten.delete(job));
+    }
     // Every row is in: done as far as the client is concerned, whatever the record says yet.
     return { row: { ...row, state: "done", finishedAt: row.finishedAt ?? Date.now(), samplesDone: row.rows, shardsDone: Math.max(row.shardsDone, row.shardCount) }, outputs };
   }

@@ -164,6 +164,19 @@ export class Job {
     }
     this.state = to;
     this.db.setState(this.id, to, error);
+    if (!this.active) this.settleWritten();
+  }
+
+  private writtenWaiters: Array<() => void> = [];
+
+  /** Resolves once every row is written (complete) or the job has ended, whichever comes first. */
+  whenWritten(): Promise<void> {
+    if (this.complete || !this.active) return Promise.resolve();
+    return new Promise((resolve) => this.writtenWaiters.push(resolve));
+  }
+
+  private settleWritten(): void {
+    for (const wake of this.writtenWaiters.splice(0)) wake();
   }
 
   /** The job's row as stored now (timestamps and counters as the API reports them). */
@@ -209,7 +222,8 @@ export class Job {
       }
     });
     this.writing.add(task.idx);
-    // Kept before it reaches the disk: a waiting client's answer need not wait on the disk.
+    // Kept before it reaches the disk: a client waiting on the job is answered from memory
+    // (its checks above are all a result needs; a failed write fails the job, with the reason).
     this.keep(task.start, rows, tensors);
     try {
       await this.ensureOutputs(tensors);
@@ -235,6 +249,7 @@ export class Job {
     this.db.markShardDone(this.id, task.idx, rows);
     this.samplesDone += rows;
     this.shardsDone += 1;
+    if (this.complete) this.settleWritten();
     return true;
   }
 
@@ -270,8 +285,8 @@ export class Job {
   onAllKept: (() => void) | undefined;
 
   /**
-   * The whole outputs in row order, from the results kept in memory; null if not kept, not
-   * all in yet, or not one shape (that job then fails on the disk side too, with the reason).
+   * The whole outputs in row order, from the results kept in memory; null if not kept, not all
+   * in yet, or not of one shape (the job then fails on the disk side too, saying so).
    */
   keptOutputs(): NamedTensor[] | null {
     const kept = this.kept;
@@ -296,12 +311,13 @@ export class Job {
   private ensureOutputs(first: ReadonlyArray<Pick<NamedTensor, "name" | "dtype" | "dims">>): Promise<void> {
     if (!this.outputsReady) {
       this.outputsReady = (async () => {
-        await mkdir(path.join(this.dir, "outputs"), { recursive: true });
+        // The folder exists (its inputs are in it) unless an inline job's are still on their way.
+        await mkdir(this.dir, { recursive: true });
         const outputs =
           this.outputs ??
           first.map((t, i) => ({
             name: t.name,
-            file: path.join("outputs", `${i}-${safeFileName(t.name)}.npy`),
+            file: `out-${i}-${safeFileName(t.name)}.npy`,
             dtype: t.dtype,
             shape: [this.row.rows, ...t.dims.slice(1)],
           }));
@@ -363,6 +379,8 @@ export class Job {
 
   /** Removes partial outputs of a job that will never complete. */
   async discardOutputs(): Promise<void> {
-    await rm(path.join(this.dir, "outputs"), { recursive: true, force: true });
+    const files = (this.outputs ?? []).map((o) => path.join(this.dir, o.file));
+    // Jobs recorded before outputs sat beside the inputs kept them in an outputs/ folder.
+    await Promise.all([...files, path.join(this.dir, "outputs")].map((f) => rm(f, { recursive: true, force: true })));
   }
 }

@@ -316,7 +316,7 @@ export class NpyRowWriter {
       const got = await readFully(handle, existing, 0);
       const same = got === existing.byteLength && existing.every((b, i) => b === headerBytes[i]);
       if (!same) {
-        await handle.truncate(0);
+        if (got > 0) await handle.truncate(0);
         await writeFully(handle, headerBytes, 0);
       }
       await handle.truncate(size);

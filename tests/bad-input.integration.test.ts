@@ -75,6 +75,12 @@ describe("submit refuses bad input with one clear line", () => {
     expect((notNpy as EdgepoolError).code).toBe("E_NPY");
   });
 
+  it("a second coordinator on the same data directory", async () => {
+    const r = await runCli(["coordinator", "--port", "0", "--data-dir", f("coordinator")], 30_000);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/another coordinator is using .*edgepool\.sqlite; stop it, or give this one its own --data-dir/);
+  });
+
   it("keeps serving: a good job after all of the above succeeds", async () => {
     const r = await runCli(["submit", "--coordinator", pool.url, "--model", "mlp", "--input", `x=${f("x.npy")}`, "--out", f("good")]);
     expect(r.code, r.stderr).toBe(0);
