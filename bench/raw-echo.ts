@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { clientMaskOptions } from "../shared/ws-send.js";
 import { WebSocket } from "ws";
 
 export interface EchoResult {
@@ -30,7 +31,9 @@ export async function rawEcho(opts: { connections: number; window: number; reque
     });
     const sockets = await Promise.all(
       Array.from({ length: opts.connections }, () => new Promise<WebSocket>((resolve, reject) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 1024 ** 3 });
+        // Masked as the pool's workers mask on loopback (clientMaskOptions), so both sides compare alike.
+        const url = `ws://127.0.0.1:${port}`;
+        const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 1024 ** 3, ...clientMaskOptions(url) });
         ws.once("open", () => resolve(ws));
         ws.once("error", reject);
       })),

@@ -186,8 +186,8 @@ export class Job {
     return row;
   }
 
-  /** Builds the `shard` frame for a task, reading its input rows straight into the frame. */
-  async buildShardFrame(task: ShardTask, shardId: string): Promise<Uint8Array> {
+  /** Builds the `shard` frame for a task, reading its input rows straight into the frame (from `alloc`, if given). */
+  async buildShardFrame(task: ShardTask, shardId: string, alloc?: (bytes: number) => Uint8Array): Promise<Uint8Array> {
     const rows = task.end - task.start;
     const specs = this.model.info.inputs.map((spec, i) => {
       const h = this.readers[i]!.header;
@@ -196,6 +196,7 @@ export class Job {
     const { frame, slots } = planFrame(
       { type: "shard", shardId, jobId: this.id, model: this.model.sha256, start: task.start, end: task.end },
       specs,
+      alloc,
     );
     await Promise.all(this.readers.map((r, i) => r.readRowsInto(task.start, task.end, slots[i]!)));
     return frame;

@@ -23,7 +23,7 @@
  */
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import type { NamedTensor } from "../shared/frame.js";
+import { FramePool, type NamedTensor } from "../shared/frame.js";
 import { parseResultFrame, type Draining, type ResultHeader, type ShardError } from "../shared/protocol.js";
 import type { Job, ShardTask } from "./job.js";
 import { Limiter } from "./limiter.js";
@@ -95,6 +95,8 @@ export class Scheduler {
    * in one burst: every frame in memory together, and the event loop starved for seconds.
    */
   private readonly reading = new Limiter(MAX_CONCURRENT_READS);
+  /** Shard frame buffers for reuse: large shards would otherwise allocate a frame each. */
+  private readonly frames = new FramePool(64 * 2 ** 20);
   /** Ready workers that may have free credit (see pump). */
   private readonly hungry = new Set<WorkerSession>();
   private drainingCount = 0;
@@ -407,11 +409,12 @@ export class Scheduler {
     const handedBackAt = this.handedBack.get(task);
     if (handedBackAt !== undefined) this.handedBack.delete(task);
     this.reading
-      .run(() => (w.inflight.get(shardId) === d ? job.buildShardFrame(task, shardId) : Promise.resolve(null)))
+      .run(() => (w.inflight.get(shardId) === d ? job.buildShardFrame(task, shardId, this.frames.take) : Promise.resolve(null)))
       .then((frame) => {
         if (!frame) return; // withdrawn before its turn to be read
         if (w.inflight.get(shardId) !== d) return; // withdrawn while reading
-        if (!w.send(frame)) return; // the socket went; removeWorker hands it back
+        // Once written out, a large frame's buffer serves a later shard.
+        if (!w.send(frame, frame.byteLength >= this.frames.minBytes ? () => this.frames.give(frame) : undefined)) return; // the socket went; removeWorker hands it back
         d.sentAt = Date.now();
         w.noteFrameBytes(frame.byteLength);
         this.counters.dispatched += 1;

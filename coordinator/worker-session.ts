@@ -176,9 +176,10 @@ export class WorkerSession {
     return this.state === "ready" && this.inflight.size === 0;
   }
 
-  send(data: string | Uint8Array): boolean {
+  /** Sends a message; `sent` (if given) is called once it is written out or has failed. */
+  send(data: string | Uint8Array, sent?: (err?: Error) => void): boolean {
     if (this.state === "closed" || this.socket.readyState !== this.socket.OPEN) return false;
-    sendCoalesced(this.socket, data);
+    sendCoalesced(this.socket, data, sent);
     return true;
   }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { EdgepoolError } from "../shared/errors.js";
-import { decodeFrame, encodeFrame, planFrame } from "../shared/frame.js";
+import { FramePool, decodeFrame, encodeFrame, planFrame } from "../shared/frame.js";
+import { clientMaskOptions } from "../shared/ws-send.js";
 import { PROTOCOL_VERSION, checkProtocolVersion, parseResultFrame, parseShardFrame, parseWorkerText } from "../shared/protocol.js";
 
 const SHA = "a".repeat(64);
@@ -71,6 +72,59 @@ describe("binary frames", () => {
     new DataView(lying.buffer).setUint32(0, text.byteLength, true);
     lying.set(text, 4);
     expect(codeOf(() => decodeFrame(lying))).toBe("E_PROTOCOL");
+  });
+});
+
+describe("reused frame buffers", () => {
+  it("lays a frame out in a dirty reused buffer exactly as in a fresh one", () => {
+    const pool = new FramePool(1 << 24, 1024);
+    const specs = [
+      { name: "a", dtype: "float32" as const, dims: [3, 1000] },
+      { name: "b", dtype: "uint8" as const, dims: [5] },
+      { name: "c", dtype: "int32" as const, dims: [1, 300] },
+    ];
+    const fresh = planFrame({ type: "shard", n: 1 }, specs);
+    const first = planFrame({ type: "shard", n: 1 }, specs, pool.take);
+    first.frame.fill(0xab);
+    pool.give(first.frame);
+    const reused = planFrame({ type: "shard", n: 1 }, specs, pool.take);
+    expect(reused.frame).toBe(first.frame);
+    reused.slots.forEach((slot, i) => slot.set(fresh.slots[i]!.map((_, k) => (k * 7 + i) & 0xff)));
+    fresh.slots.forEach((slot, i) => slot.set(fresh.slots[i]!.map((_, k) => (k * 7 + i) & 0xff)));
+    // Header, padding and tensors all equal: nothing of the old contents shows through.
+    expect(Buffer.from(reused.frame).equals(Buffer.from(fresh.frame))).toBe(true);
+    expect(decodeFrame(reused.frame).tensors.map((t) => t.dims)).toEqual([[3, 1000], [5], [1, 300]]);
+  });
+
+  it("keeps buffers only up to its limit and only large ones", () => {
+    const pool = new FramePool(3000, 1000);
+    const a = pool.take(2000);
+    const b = pool.take(2000);
+    pool.give(a);
+    pool.give(b); // over the 3000-byte limit: dropped
+    expect(pool.take(2000)).toBe(a);
+    expect(pool.take(2000)).not.toBe(b);
+    const small = pool.take(500);
+    pool.give(small);
+    expect(pool.take(500)).not.toBe(small);
+  });
+});
+
+describe("client frame masking", () => {
+  it("skips the mask only where no proxy can read the bytes: loopback and TLS", () => {
+    const zero = (url: string) => {
+      const gen = clientMaskOptions(url).generateMask;
+      if (!gen) return false;
+      const mask = Buffer.from([1, 2, 3, 4]);
+      gen(mask);
+      return mask.every((b) => b === 0);
+    };
+    expect(zero("ws://127.0.0.1:7070")).toBe(true);
+    expect(zero("ws://localhost:7070/")).toBe(true);
+    expect(zero("ws://[::1]:7070")).toBe(true);
+    expect(zero("wss://pool.example.org")).toBe(true);
+    expect(zero("ws://192.168.1.20:7070")).toBe(false);
+    expect(zero("ws://pool.example.org")).toBe(false);
   });
 });
 

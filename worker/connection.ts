@@ -16,7 +16,7 @@
  *
  * Callers see typed events only: `connected`, `text`, `binary`, `disconnected`.
  */
-import { sendCoalesced } from "../shared/ws-send.js";
+import { clientMaskOptions, sendCoalesced } from "../shared/ws-send.js";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { WebSocket, type RawData } from "ws";
@@ -143,6 +143,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       maxPayload: this.opts.maxPayloadBytes,
       headers: authHeader(this.opts.token),
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+      ...clientMaskOptions(this.opts.url),
     });
     this.socket = socket;
     let opened = false;
