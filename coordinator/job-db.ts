@@ -148,11 +148,14 @@ export class JobDb {
   private closed = false;
   private queue: Array<() => void> = [];
   private readonly jobDeltas = new Map<string, JobDelta>();
+  /** Shards cut but not committed yet, by "job/idx": a shard done before its cut is committed is inserted done. */
+  private readonly uncommittedCuts = new Map<string, { done: boolean }>();
   private commitTimer: NodeJS.Timeout | null = null;
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(file: string) {
-    this.db = new Database(file);
+    // The lock is this process's alone (below), so there is nothing to wait for long.
+    this.db = new Database(file, { timeout: 1000 });
     try {
       // One coordinator owns a data directory: the exclusive lock keeps a second one out, and
       // spares every transaction its file-lock calls (the WAL index lives in memory, not in a
@@ -202,8 +205,12 @@ export class JobDb {
 
   /** Records a newly cut shard [start, end) and moves the job's cut point to `end`, atomically (group-committed: see `later`). */
   cutShard(jobId: string, idx: number, start: number, end: number): void {
+    const key = `${jobId}/${idx}`;
+    const cut = { done: false };
+    this.uncommittedCuts.set(key, cut);
     this.later(() => {
-      this.sql("INSERT INTO shards (job_id, idx, start, end) VALUES (?, ?, ?, ?)").run(jobId, idx, start, end);
+      this.uncommittedCuts.delete(key);
+      this.sql("INSERT INTO shards (job_id, idx, start, end, done) VALUES (?, ?, ?, ?, ?)").run(jobId, idx, start, end, cut.done ? 1 : 0);
       const d = this.jobDelta(jobId);
       d.cut = { end, count: (d.cut?.count ?? 0) + 1 };
     });
@@ -268,6 +275,17 @@ export class JobDb {
    * caller decides freshness in memory; the `done = 0` guard keeps the counters right anyway.
    */
   markShardDone(jobId: string, idx: number, rows: number): void {
+    // Cut and done within one commit (short shards): one INSERT, already done, not two statements.
+    const cut = this.uncommittedCuts.get(`${jobId}/${idx}`);
+    if (cut && !cut.done) {
+      cut.done = true;
+      this.later(() => {
+        const d = this.jobDelta(jobId);
+        d.samples += rows;
+        d.shards += 1;
+      });
+      return;
+    }
     this.later(() => {
       const r = this.sql("UPDATE shards SET done = 1 WHERE job_id = ? AND idx = ? AND done = 0").run(jobId, idx);
       if (r.changes !== 1) return;

@@ -244,6 +244,18 @@ export class Scheduler {
    * copies. Only workers whose credit was freed since they were last full are visited, so a
    * result costs work in proportion to what it freed, not to the size of the pool.
    */
+  private pumpQueued = false;
+
+  /** Pumps once the current turn's work is done (many results in one socket read: one pump). */
+  private pumpSoon(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
   pump(): void {
     if (this.jobs.length === 0) return;
     const ready = this.workers.size - this.drainingCount;
@@ -456,6 +468,9 @@ export class Scheduler {
     }
     w.inflight.delete(header.shardId);
     this.freed(w);
+    // The credit is free now, not once the rows are written: one pump for all the results of
+    // this read, so their replacements leave together.
+    this.pumpSoon();
     if (d.canary) {
       this.onCanary(w, d, d.canary, tensors);
       this.pump();

@@ -6,7 +6,9 @@ import { EdgepoolError } from "../shared/errors.js";
 import type { NamedTensor } from "../shared/frame.js";
 import { maxAbsDiff, sliceRows } from "../shared/tensor-ops.js";
 import type { Tensor } from "../shared/tensor.js";
+import { parseResultFrame } from "../shared/protocol.js";
 import { Runner } from "../worker/runner.js";
+import { computeShard, computeShards } from "../worker/shard-exec.js";
 
 const log = pino({ level: "silent" });
 const runners: Runner[] = [];
@@ -133,5 +135,26 @@ describe("Runner", () => {
     const junk = new Uint8Array([1, 2, 3, 4, 5]);
     expect(await codeOf(runner.load(sha(junk), async () => junk))).toMatch(/^E_MODEL_(INVALID|LOAD)$/);
     expect(await codeOf(runner.run("0".repeat(64), [], 1))).toBe("E_STATE");
+  });
+});
+
+describe("small shards run together (computeShards)", () => {
+  it("answers each shard exactly as it would be answered alone", async () => {
+    const bytes = catalogModel("mlp").build();
+    const { runner, sha256 } = await loaded(bytes);
+    const rows = [1, 3, 2];
+    const headers = rows.map((n, k) => ({ type: "shard" as const, shardId: `j.${k}.1`, jobId: "j", model: sha256, start: k * 10, end: k * 10 + n }));
+    const inputs = rows.map((n, k) => named({ x: { dtype: "float32", dims: [n, 256], data: new Float32Array(n * 256).map((_, i) => Math.sin(i + k)) } }));
+    const together = await computeShards(runner, headers, inputs);
+    expect(together).toHaveLength(3);
+    for (const [k, result] of together.entries()) {
+      const alone = await computeShard(runner, headers[k]!, inputs[k]!);
+      const a = parseResultFrame(result.frame);
+      const b = parseResultFrame(alone.frame);
+      expect(a.header.shardId).toBe(headers[k]!.shardId);
+      expect(a.tensors[0]!.dims).toEqual([rows[k], 10]);
+      expect(maxAbsDiff(a.tensors[0]!, b.tensors[0]!)).toBeLessThan(1e-6);
+      expect(result.computeMs).toBeGreaterThanOrEqual(0);
+    }
   });
 });

@@ -45,7 +45,7 @@ import { buildHello } from "./hello.js";
 import { ModelCache, modelBaseUrl } from "./model-cache.js";
 import { Runner } from "./runner.js";
 import { maybeCorrupt } from "./fault-inject.js";
-import { computeShard, shardErrorMessage } from "./shard-exec.js";
+import { computeShard, computeShards, shardErrorMessage, type ShardResult } from "./shard-exec.js";
 import { WorkerStats, type WorkerStatsSnapshot } from "./stats.js";
 
 export type WorkerState = "idle" | "connecting" | "ready" | "draining" | "closed";
@@ -113,6 +113,27 @@ interface ShardTask {
   epoch: number;
   modelBase: string;
   cancelled: boolean;
+  /** Its result or error was sent, or it was discarded. */
+  answered?: boolean;
+}
+
+/** Shards whose inputs are at most this large may run together with their neighbours... */
+const MERGE_MAX_BYTES = 64 * 1024;
+/** ...up to this many rows in one call. */
+const MERGE_MAX_ROWS = 1024;
+
+function inputBytes(t: ShardTask): number {
+  let n = 0;
+  for (const x of t.tensors) n += x.data.byteLength;
+  return n;
+}
+
+function sameInputs(a: ShardTask, b: ShardTask): boolean {
+  if (a.tensors.length !== b.tensors.length) return false;
+  return a.tensors.every((x, i) => {
+    const y = b.tensors[i]!;
+    return x.name === y.name && x.dtype === y.dtype && x.dims.length === y.dims.length && x.dims.every((d, k) => k === 0 || d === y.dims[k]);
+  });
 }
 
 export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
@@ -124,6 +145,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private readonly stats = new WorkerStats();
   private readonly queue: ShardTask[] = [];
   private readonly running = new Map<string, ShardTask>();
+  /** Slots computing now (each runs one shard, or several small ones together). */
+  private runs = 0;
   /** Timers of slots resting after a shard to keep under the CPU cap; each frees its slot. */
   private readonly resting = new Set<NodeJS.Timeout>();
   /** Bumped on every disconnect: tasks from an older epoch belong to a dead connection. */
@@ -352,16 +375,37 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   // ---- shard execution ----
 
   private pump(): void {
-    while (this.stateValue === "ready" && this.running.size + this.resting.size < this.config.slots) {
+    while (this.stateValue === "ready" && this.runs + this.resting.size < this.config.slots) {
       const task = this.queue.shift();
       if (!task) return;
-      this.running.set(task.header.shardId, task);
-      this.execute(task).catch((err: unknown) => {
+      const batch = [task, ...this.companions(task)];
+      this.runs += 1;
+      for (const t of batch) this.running.set(t.header.shardId, t);
+      this.execute(batch).catch((err: unknown) => {
         // execute() answers its own failures; reaching here is a bug, and must not become an
         // unhandled rejection that takes the process down.
         this.log.error({ shardId: task.header.shardId, err: toEdgepoolError(err).message }, "internal error running a shard");
       });
     }
+  }
+
+  /**
+   * Queued shards that can run in one call together with `first` (computeShards): next in
+   * the queue, small, of the same loaded model with a free batch dim, from the same
+   * connection, with inputs of the same names, dtypes and row shapes.
+   */
+  private companions(first: ShardTask): ShardTask[] {
+    const info = this.runner.info(first.header.model);
+    if (!info || info.fixedBatch || inputBytes(first) > MERGE_MAX_BYTES) return [];
+    const out: ShardTask[] = [];
+    let rows = first.rows;
+    for (let next = this.queue[0]; next; next = this.queue[0]) {
+      if (next.header.model !== first.header.model || next.epoch !== first.epoch || next.cancelled) break;
+      if (inputBytes(next) > MERGE_MAX_BYTES || rows + next.rows > MERGE_MAX_ROWS || !sameInputs(first, next)) break;
+      out.push(this.queue.shift()!);
+      rows += next.rows;
+    }
+    return out;
   }
 
   /** Why a finished task's answer must not be sent, or null when it should be. */
@@ -371,35 +415,87 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     return null;
   }
 
-  private async execute(task: ShardTask): Promise<void> {
-    const { header, rows } = task;
+  /** Runs one slot's shards (one, or several small ones together) and answers each. */
+  private async execute(batch: ShardTask[]): Promise<void> {
+    const first = batch[0]!;
     let restMs = 0;
     try {
-      await this.runner.load(header.model, () => this.cache.get(header.model, task.modelBase));
-      if (this.staleReason(task) === null) restMs = await this.compute(task);
-      else this.discard(task);
+      await this.runner.load(first.header.model, () => this.cache.get(first.header.model, first.modelBase));
+      const live = batch.filter((t) => {
+        if (this.staleReason(t) === null) return true;
+        t.answered = true;
+        this.discard(t);
+        return false;
+      });
+      if (live.length === 1) restMs = await this.compute(live[0]!);
+      else if (live.length > 1) restMs = await this.computeTogether(live);
     } catch (err) {
-      const e = toEdgepoolError(err, "E_INTERNAL");
-      if (this.staleReason(task) !== null) {
-        this.discard(task);
-      } else {
-        this.stats.recordError();
-        this.log.warn({ shardId: header.shardId, jobId: header.jobId, model: header.model, rows, code: e.code, err: e.message }, "shard failed");
-        this.answerError(header, e);
-      }
+      for (const t of batch) if (!t.answered) this.failShard(t, err);
     } finally {
-      this.running.delete(header.shardId);
-      // Input tensors are views on the received frame; let it go now.
-      task.tensors = [];
+      for (const t of batch) {
+        this.running.delete(t.header.shardId);
+        // Input tensors are views on the received frame; let it go now.
+        t.tensors = [];
+      }
+      this.runs -= 1;
       this.onSettle?.();
       this.rest(restMs);
     }
   }
 
+  /** Answers a shard that could not be computed (or drops it, if its answer is no longer wanted). */
+  private failShard(task: ShardTask, err: unknown): void {
+    task.answered = true;
+    const e = toEdgepoolError(err, "E_INTERNAL");
+    if (this.staleReason(task) !== null) {
+      this.discard(task);
+      return;
+    }
+    const { header, rows } = task;
+    this.stats.recordError();
+    this.log.warn({ shardId: header.shardId, jobId: header.jobId, model: header.model, rows, code: e.code, err: e.message }, "shard failed");
+    this.answerError(header, e);
+  }
+
   /** Runs a loaded shard and sends its result; resolves the rest its slot takes afterwards. */
   private async compute(task: ShardTask): Promise<number> {
+    return this.deliver(task, await computeShard(this.runner, task.header, task.tensors, this.config.maxCpu));
+  }
+
+  /**
+   * Runs small shards in one call and sends each its result. If that call fails, each shard
+   * runs alone, so that one bad shard gets its own error and the others their results.
+   */
+  private async computeTogether(tasks: ShardTask[]): Promise<number> {
+    let results;
+    try {
+      results = await computeShards(this.runner, tasks.map((t) => t.header), tasks.map((t) => t.tensors), this.config.maxCpu);
+    } catch {
+      let rest = 0;
+      for (const t of tasks) {
+        if (this.staleReason(t) !== null) {
+          t.answered = true;
+          this.discard(t);
+          continue;
+        }
+        try {
+          rest += await this.compute(t);
+        } catch (err) {
+          this.failShard(t, err);
+        }
+      }
+      return rest;
+    }
+    let rest = 0;
+    tasks.forEach((t, k) => (rest += this.deliver(t, results[k]!)));
+    return rest;
+  }
+
+  /** Sends a computed shard's result (unless no longer wanted); returns the rest owed for it. */
+  private deliver(task: ShardTask, result: ShardResult): number {
+    task.answered = true;
     const { header, rows } = task;
-    const { frame, computeMs, throttleMs } = await computeShard(this.runner, header, task.tensors, this.config.maxCpu);
+    const { frame, computeMs, throttleMs } = result;
     if (maybeCorrupt(frame, this.config.faultInject)) this.log.warn({ shardId: header.shardId }, "fault injection: result corrupted on purpose");
     // The CPU time is spent whether or not the result is still wanted, so the rest is owed
     // either way.

@@ -8,7 +8,8 @@
  * rather than by its speed while it computes.
  */
 import { EdgepoolError } from "../shared/errors.js";
-import { planFrame, type NamedTensor } from "../shared/frame.js";
+import { encodeFrame, planFrame, type NamedTensor } from "../shared/frame.js";
+import { concatRows, sliceRows } from "../shared/tensor-ops.js";
 import { ResultHeaderSchema, ShardErrorSchema, type ShardError, type ShardHeader } from "../shared/protocol.js";
 import type { Runner } from "./runner.js";
 
@@ -52,6 +53,31 @@ export async function computeShard(runner: Runner, header: ShardHeader, inputs: 
   });
   if (!out.frame) throw new EdgepoolError("E_INTERNAL", "the runner returned without asking for output buffers");
   return { frame: out.frame, computeMs: out.computeMs, throttleMs: out.throttleMs };
+}
+
+/**
+ * Runs several small shards of one model as one batch: their rows stacked, one ONNX Runtime
+ * call, and the outputs cut back into one `result` frame each. Rows are independent (the
+ * planner already cuts jobs anywhere), so each shard's answer is what it would be alone; what
+ * is saved is the fixed cost per call and per message, which dominates shards of a few rows.
+ * Each shard is credited its share of the compute time, by rows.
+ */
+export async function computeShards(runner: Runner, headers: readonly ShardHeader[], inputs: readonly (readonly NamedTensor[])[], maxCpu = 100): Promise<ShardResult[]> {
+  const rows = headers.map((h) => h.end - h.start);
+  const total = rows.reduce((a, b) => a + b, 0);
+  const stacked = inputs[0]!.map((t, i) => ({ name: t.name, ...concatRows(inputs.map((ts) => ts[i]!)) }));
+  const started = performance.now();
+  const outputs = await runner.run(headers[0]!.model, stacked, total);
+  const computeMs = performance.now() - started;
+  let at = 0;
+  return headers.map((header, k) => {
+    const share = roundMs((computeMs * rows[k]!) / total);
+    const throttleMs = throttleFor(share, maxCpu);
+    const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: share, throttleMs });
+    const frame = encodeFrame(result, outputs.map((o) => ({ name: o.name, ...sliceRows(o, at, at + rows[k]!) })));
+    at += rows[k]!;
+    return { frame, computeMs: share, throttleMs };
+  });
 }
 
 function truncate(s: string, max: number): string {
