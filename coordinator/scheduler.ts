@@ -244,6 +244,11 @@ export class Scheduler {
    * copies. Only workers whose credit was freed since they were last full are visited, so a
    * result costs work in proportion to what it freed, not to the size of the pool.
    */
+  /** Per-shard debug lines are built only when they will be written (tiny shards: tens of thousands a second). */
+  private get debug(): boolean {
+    return this.log.isLevelEnabled("debug");
+  }
+
   private pumpQueued = false;
 
   /** Pumps once the current turn's work is done (many results in one socket read: one pump). */
@@ -432,7 +437,7 @@ export class Scheduler {
         this.counters.dispatched += 1;
         this.counters.bytesOut += frame.byteLength;
         if (handedBackAt !== undefined) this.events.resent?.(d, handedBackAt);
-        this.log.debug({ jobId: job.id, shardId, worker: w.name, start: task.start, end: task.end, duplicate }, "shard sent");
+        if (this.debug) this.log.debug({ jobId: job.id, shardId, worker: w.name, start: task.start, end: task.end, duplicate }, "shard sent");
       })
       .catch((err: unknown) => {
         if (w.inflight.get(shardId) !== d) return;
@@ -597,7 +602,7 @@ export class Scheduler {
         (w.virtual ? this.throughput.virtual : this.throughput.real).record(rows, rows * job.flopsPerSample);
         const ms = Date.now() - d.sentAt;
         this.events.shardAccepted?.(d, ms);
-        this.log.debug({ jobId: job.id, shardId: header.shardId, worker: w.name, rows, ms }, "shard done");
+        if (this.debug) this.log.debug({ jobId: job.id, shardId: header.shardId, worker: w.name, rows, ms }, "shard done");
         if (job.complete && job.active) this.finishJob(job);
       })
       .catch((err: unknown) => {

@@ -367,7 +367,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       return;
     }
     this.queue.push({ header, tensors, rows: header.end - header.start, epoch: this.epoch, modelBase: this.modelBase, cancelled: false });
-    this.log.debug({ shardId: header.shardId, jobId: header.jobId, rows: header.end - header.start, queued: this.queue.length }, "shard received");
+    if (this.log.isLevelEnabled("debug")) this.log.debug({ shardId: header.shardId, jobId: header.jobId, rows: header.end - header.start, queued: this.queue.length }, "shard received");
     this.safeEmit("shardReceived", header);
     this.pump();
   }
@@ -504,7 +504,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       return throttleMs;
     }
     this.stats.recordDone(rows, computeMs, throttleMs);
-    this.log.debug({ shardId: header.shardId, jobId: header.jobId, rows, computeMs, throttleMs, bytes: frame.byteLength }, "shard done");
+    // Built only when written: with tiny shards this runs tens of thousands of times a second.
+    if (this.log.isLevelEnabled("debug")) this.log.debug({ shardId: header.shardId, jobId: header.jobId, rows, computeMs, throttleMs, bytes: frame.byteLength }, "shard done");
     this.safeEmit("shardDone", { shardId: header.shardId, jobId: header.jobId, model: header.model, rows, computeMs, throttleMs });
     return throttleMs;
   }

@@ -10,7 +10,7 @@
 import { EdgepoolError } from "../shared/errors.js";
 import { encodeFrame, planFrame, type NamedTensor } from "../shared/frame.js";
 import { concatRows, sliceRows } from "../shared/tensor-ops.js";
-import { ResultHeaderSchema, ShardErrorSchema, type ShardError, type ShardHeader } from "../shared/protocol.js";
+import { ShardErrorSchema, type ResultHeader, type ShardError, type ShardHeader } from "../shared/protocol.js";
 import type { Runner } from "./runner.js";
 
 /** Longest `message` a shard_error may carry (the protocol's limit). */
@@ -46,7 +46,7 @@ export async function computeShard(runner: Runner, header: ShardHeader, inputs: 
     // time for the header and the one copy of the outputs lands in the frame itself.
     out.computeMs = roundMs(performance.now() - started);
     out.throttleMs = throttleFor(out.computeMs, maxCpu);
-    const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: out.computeMs, throttleMs: out.throttleMs });
+    const result: ResultHeader = { type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: out.computeMs, throttleMs: out.throttleMs };
     const { frame, slots } = planFrame(result, specs);
     out.frame = frame;
     return slots;
@@ -73,7 +73,7 @@ export async function computeShards(runner: Runner, headers: readonly ShardHeade
   return headers.map((header, k) => {
     const share = roundMs((computeMs * rows[k]!) / total);
     const throttleMs = throttleFor(share, maxCpu);
-    const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: share, throttleMs });
+    const result: ResultHeader = { type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: share, throttleMs };
     const frame = encodeFrame(result, outputs.map((o) => ({ name: o.name, ...sliceRows(o, at, at + rows[k]!) })));
     at += rows[k]!;
     return { frame, computeMs: share, throttleMs };
