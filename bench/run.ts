@@ -40,6 +40,26 @@ import { runCli, startPool, startProc, startWorker, type Proc } from "../tests/h
 /** ResNet-50 from the reference zoo, when it sits beside the checkout. */
 const RESNET50 = fileURLToPath(new URL("../../shared/zoo/light_resnet50.onnx", import.meta.url));
 
+/** Input bytes of one sample of the catalog cnn (3 x 32 x 32 float32). */
+const CNN_INPUT_BYTES = 3 * 32 * 32 * 4;
+
+/**
+ * Why the cnn's efficiency is what it is on this machine, from two figures of this run: to
+ * keep pace with the local run, the pool must move each sample's input through the
+ * coordinator, at a rate set against what the pool moves (transport) with both cores on
+ * nothing but moving bytes. Workers and coordinator share those two cores with the compute.
+ */
+function transportCeiling(figures: readonly Figure[], bytesPerSample: number): string | null {
+  const cnn = figures.find((f) => f.name.startsWith("efficiency: cnn"));
+  const transport = figures.find((f) => f.name.startsWith("transport:"));
+  if (!cnn || !transport) return null;
+  const needed = (cnn.baseline * bytesPerSample) / 1e6;
+  return (
+    `cnn: matching the local ${cnn.baseline.toFixed(0)} samples/s means moving ${needed.toFixed(0)} MB/s of input (${bytesPerSample} bytes a sample) ` +
+    `while computing; the pool moves ${transport.value.toFixed(0)} MB/s (transport, in and out) with both cores doing nothing else`
+  );
+}
+
 async function efficiency(label: string, model: Uint8Array, input: string, dims: number[], chunk: number): Promise<Figure> {
   const tmp = await benchDir("bench-eff");
   const pool = await startPool(2, tmp.dir);
@@ -258,6 +278,8 @@ async function main(): Promise<void> {
   } finally {
     await removeBenchDirs();
   }
+  const ceiling = transportCeiling(figures, CNN_INPUT_BYTES);
+  if (ceiling) note(ceiling);
   const seconds = Math.round((Date.now() - started) / 1000);
   if (opts.json) process.stdout.write(`${JSON.stringify({ seconds, figures, notes }, null, 2)}\n`);
   else process.stdout.write(`(${seconds} s)\n`);
