@@ -459,8 +459,12 @@ export class Coordinator {
       throw new EdgepoolError("E_BAD_REQUEST", `invalid inline job header: ${issue?.path.join(".") ?? ""} ${issue?.message ?? ""}`.trim());
     }
     const wait = waitParam(url);
-    const job = await this.jobs.createInline(spec.data, frame.tensors, viewer.owner, wait > 0);
-    if (wait <= 0) return sendJson(res, 201, jobView(this.jobs.get(job.id)));
+    const { job, inputsWritten } = await this.jobs.createInline(spec.data, frame.tensors, viewer.owner, wait > 0);
+    if (wait <= 0) {
+      // No one waits for its outputs here: answered once its inputs are on disk, so the job survives a restart from then on.
+      await inputsWritten;
+      return sendJson(res, 201, jobView(this.jobs.get(job.id)));
+    }
     const { row, outputs } = await this.jobs.inlineAnswer(job, wait);
     if (!outputs) return sendJson(res, 201, jobView(row));
     const answer = encodeFrame({ job: jobView(row) }, outputs);

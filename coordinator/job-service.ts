@@ -175,12 +175,13 @@ export class JobService {
   /**
    * Creates a job whose inputs came inline (one frame: small jobs in one request). Its shards
    * are cut from the tensors in memory, so the first one leaves at once, while the inputs are
-   * written to the job's folder for a restart; if that writing fails, so does the job. A
-   * coordinator stopped before they are on disk (a millisecond or so) fails the job when it
-   * restarts, saying why. Accepted results are kept in memory (up to one frame's worth) when
-   * `keepOutputs`, so the answer to the request can carry the outputs (inlineAnswer).
+   * written to the job's folder for a restart (`inputsWritten` settles once they are); if
+   * that writing fails, so does the job. A coordinator stopped before they are on disk (a
+   * millisecond or so) fails the job when it restarts, saying why. Accepted results are kept
+   * in memory (up to one frame's worth) when `keepOutputs`, so the answer to the request can
+   * carry the outputs (inlineAnswer).
    */
-  createInline(req: InlineJobRequest, tensors: readonly NamedTensor[], owner: string | null = null, keepOutputs = true): Promise<Job> {
+  createInline(req: InlineJobRequest, tensors: readonly NamedTensor[], owner: string | null = null, keepOutputs = true): Promise<{ job: Job; inputsWritten: Promise<void> }> {
     return this.counted(owner, async () => {
       const model = this.models.require(req.model);
       const given = tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.dims }));
@@ -202,8 +203,9 @@ export class JobService {
         await rm(dir, { recursive: true, force: true });
         throw err;
       }
-      written.catch((err: unknown) => this.scheduler.failJob(job, `could not write its inputs: ${toEdgepoolError(err, "E_IO").message}`));
-      return job;
+      // Settles once the inputs are on disk, or once the job has failed for want of them.
+      const inputsWritten = written.catch((err: unknown) => this.scheduler.failJob(job, `could not write its inputs: ${toEdgepoolError(err, "E_IO").message}`));
+      return { job, inputsWritten };
     });
   }
 

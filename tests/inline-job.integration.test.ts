@@ -15,7 +15,7 @@ import { maxAbsDiff } from "../shared/tensor-ops.js";
 import type { Tensor } from "../shared/tensor.js";
 import { runLocally } from "../worker/local-run.js";
 import { errorOf } from "./helpers/errors.js";
-import { startPool, tempDir } from "./helpers/procs.js";
+import { startPool, startProc, startWorker, tempDir } from "./helpers/procs.js";
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let pool: Awaited<ReturnType<typeof startPool>>;
@@ -111,4 +111,35 @@ describe("an inline job", () => {
     const { outputs } = await client.createInlineJob({ model }, [{ name: "x", ...x }], 30_000);
     expect(maxAbsDiff(outputs![0]!, await expected(x))).toBeLessThan(1e-5);
   });
+
+  it("survives a coordinator killed before any worker ran it: the restart resumes it from its files", async () => {
+    const dataDir = path.join(tmp.dir, "restart");
+    const first = startProc(["coordinator", "--port", "0", "--data-dir", dataDir]);
+    const url = (await first.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+    const c1 = new CoordinatorClient(url);
+    const m = (await c1.uploadModel(mlp)).sha256;
+    const x = rowsOf(9, 38);
+    // No worker yet, no wait: answered once its inputs are on disk.
+    const { job } = await c1.createInlineJob({ model: m, shardSize: 2 }, [{ name: "x", ...x }]);
+    expect(job.state).toBe("queued");
+    first.child.kill("SIGKILL");
+    await new Promise((r) => first.child.once("exit", r));
+
+    const second = startProc(["coordinator", "--port", new URL(url).port, "--data-dir", dataDir]);
+    try {
+      await second.waitFor(/"resumedJobs":1/);
+      const w = await startWorker(second, url, "late", path.join(tmp.dir, "late"));
+      try {
+        const done = await c1.waitForJob(job.id, { intervalMs: 5000 });
+        expect(done.state).toBe("done");
+        const file = path.join(tmp.dir, "resumed.npy");
+        await c1.downloadOutput(job.id, "logits", file);
+        expect(maxAbsDiff(await readNpyFile(file), await expected(x))).toBeLessThan(1e-5);
+      } finally {
+        await w.stop();
+      }
+    } finally {
+      await second.stop();
+    }
+  }, 60_000);
 });
