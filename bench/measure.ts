@@ -13,6 +13,22 @@ export async function procMemory(pid: number, field: "VmRSS" | "VmHWM"): Promise
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, from /proc. Linux
+ * counts them in clock ticks of 1/100 s (USER_HZ, 100 on every mainstream architecture).
+ */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds used by all of `pids` together. */
+export async function cpuOf(pids: readonly number[]): Promise<number> {
+  return (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+}
+
 /** Runs one single-input job and returns its rates over the job's wall time on the coordinator. */
 export async function jobRate(url: string, model: Uint8Array, input: { name: string; file: string }, out: string, shardSize?: number) {
   const { job } = await submitJob(new CoordinatorClient(url), { model, inputs: { [input.name]: input.file }, outDir: out, ...(shardSize ? { shardSize } : {}) });

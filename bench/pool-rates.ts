@@ -16,20 +16,24 @@ import { catalogModel } from "../shared/catalog.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { startPool } from "../tests/helpers/procs.js";
-import { benchDir } from "./measure.js";
+import { benchDir, cpuOf } from "./measure.js";
 import type { Figure } from "./figure.js";
 import { rawEcho } from "./raw-echo.js";
 
 /** Shards a worker may hold with short shards (slots + the deepest queue: see worker-session.ts). */
 const DEEP_CREDIT = 33;
 
-/** Runs one job on `file` (uploaded anew: a job takes its uploads) and times it on the coordinator. */
-async function timedJob(client: CoordinatorClient, model: string, file: string, shardSize: number) {
+/**
+ * Runs one job on `file` (uploaded anew: a job takes its uploads) and times it on the
+ * coordinator; with `pids`, also the CPU seconds those processes used from create to done.
+ */
+async function timedJob(client: CoordinatorClient, model: string, file: string, shardSize: number, pids: readonly number[] = []) {
   const upload = (await client.uploadNpy(file)).id;
+  const cpu0 = await cpuOf(pids);
   const created = await client.createJob({ model, inputs: { x: upload }, shardSize });
   const job = await client.waitForJob(created.id, { intervalMs: 1000 });
   if (job.state !== "done") throw new Error(`bench job ${job.id} ${job.state}: ${job.error ?? ""}`);
-  return { job, secs: (job.finishedAt! - job.startedAt!) / 1000 };
+  return { job, secs: (job.finishedAt! - job.startedAt!) / 1000, cpu: (await cpuOf(pids)) - cpu0 };
 }
 
 export async function dispatchRate(shards: number): Promise<Figure> {
@@ -62,13 +66,24 @@ export async function transportRate(rows: number): Promise<Figure> {
     const model = await client.uploadModel(catalogModel("scale").build());
     const shardRows = 64; // 1 MiB in and 1 MiB out per shard
     await timedJob(client, model.sha256, file, shardRows);
-    const { secs } = await timedJob(client, model.sha256, file, shardRows);
+    const pids = [pool.coordinator.child.pid!, ...pool.workers.map((w) => w.child.pid!)];
+    const { secs, cpu } = await timedJob(client, model.sha256, file, shardRows, pids);
     const bytes = rows * width * 4 * 2;
     const pooled = bytes / secs / 1e6;
     const shardBytes = shardRows * width * 4;
     const echo = await rawEcho({ connections: 2, window: 2, requestBytes: shardBytes, replyBytes: shardBytes, messages: Math.ceil(rows / shardRows) });
     const raw = echo.bytesPerSec / 1e6;
-    return { name: `transport: scale, ${(bytes / 1e9).toFixed(2)} GB in and out, 1 MiB shards, 2 workers`, value: pooled, unit: "MB/s", baseline: raw, baselineName: "raw WebSocket echo, same sizes", ratio: pooled / raw };
+    // Where the difference goes: CPU time per MB moved, all processes of each side together.
+    const poolMsPerMb = (cpu * 1000) / (bytes / 1e6);
+    const rawMsPerMb = (echo.cpuSeconds * 1000) / ((Math.ceil(rows / shardRows) * shardBytes * 2) / 1e6);
+    return {
+      name: `transport: scale, ${(bytes / 1e9).toFixed(2)} GB in and out, 1 MiB shards, 2 workers (CPU per MB moved: pool ${poolMsPerMb.toFixed(2)} ms, raw echo ${rawMsPerMb.toFixed(2)} ms)`,
+      value: pooled,
+      unit: "MB/s",
+      baseline: raw,
+      baselineName: "raw WebSocket echo, same sizes",
+      ratio: pooled / raw,
+    };
   } finally {
     await pool.stop();
   }

@@ -6,12 +6,15 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { clientMaskOptions } from "../shared/ws-send.js";
+import { cpuSeconds } from "./measure.js";
 import { WebSocket } from "ws";
 
 export interface EchoResult {
   messagesPerSec: number;
   /** Request plus reply bytes per second. */
   bytesPerSec: number;
+  /** CPU seconds both ends used during the echoes. */
+  cpuSeconds: number;
 }
 
 const SERVER = fileURLToPath(new URL("./echo-server.ts", import.meta.url));
@@ -41,6 +44,8 @@ export async function rawEcho(opts: { connections: number; window: number; reque
     const payload = Buffer.alloc(opts.requestBytes, 3);
     const perSocket = Math.ceil(opts.messages / opts.connections);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const server0 = await cpuSeconds(server.pid!);
     await Promise.all(
       sockets.map(
         (ws) =>
@@ -60,9 +65,11 @@ export async function rawEcho(opts: { connections: number; window: number; reque
       ),
     );
     const secs = (performance.now() - t0) / 1000;
+    const self = process.cpuUsage(cpu0);
+    const cpu = (self.user + self.system) / 1e6 + (await cpuSeconds(server.pid!)) - server0;
     for (const ws of sockets) ws.close();
     const total = perSocket * opts.connections;
-    return { messagesPerSec: total / secs, bytesPerSec: (total * (opts.requestBytes + opts.replyBytes)) / secs };
+    return { messagesPerSec: total / secs, bytesPerSec: (total * (opts.requestBytes + opts.replyBytes)) / secs, cpuSeconds: cpu };
   } finally {
     server.kill("SIGTERM");
   }

@@ -114,6 +114,8 @@ export function planFrame(header: Record<string, unknown>, specs: readonly Tenso
  */
 export class FramePool {
   private readonly free = new Map<number, Uint8Array[]>();
+  /** The buffers in `free`: one given back twice must not be handed out twice. */
+  private readonly isFree = new WeakSet<Uint8Array>();
   private bytes = 0;
 
   /** Frames under `minBytes` are cheap to allocate and are neither kept nor reused. */
@@ -128,13 +130,15 @@ export class FramePool {
     const list = this.free.get(size);
     const buf = list?.pop();
     if (!buf) return new Uint8Array(size);
+    this.isFree.delete(buf);
     this.bytes -= size;
     return buf;
   };
 
   give(buf: Uint8Array): void {
     if (buf.byteLength < this.minBytes || buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength) return;
-    if (this.bytes + buf.byteLength > this.maxBytes) return;
+    if (this.isFree.has(buf) || this.bytes + buf.byteLength > this.maxBytes) return;
+    this.isFree.add(buf);
     const list = this.free.get(buf.byteLength) ?? [];
     if (list.length === 0) this.free.set(buf.byteLength, list);
     list.push(buf);

@@ -104,6 +104,12 @@ describe("reused frame buffers", () => {
     pool.give(b); // over the 3000-byte limit: dropped
     expect(pool.take(2000)).toBe(a);
     expect(pool.take(2000)).not.toBe(b);
+    // Given back twice, still handed out once.
+    const c = pool.take(1000);
+    pool.give(c);
+    pool.give(c);
+    expect(pool.take(1000)).toBe(c);
+    expect(pool.take(1000)).not.toBe(c);
     const small = pool.take(500);
     pool.give(small);
     expect(pool.take(500)).not.toBe(small);

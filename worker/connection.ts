@@ -92,9 +92,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /** Sends a text or binary message; false when no connection is open (the message is dropped). */
-  send(data: string | Uint8Array): boolean {
+  /** Sends a message; `sent` (if given) is called once it is written out or has failed. */
+  send(data: string | Uint8Array, sent?: (err?: Error) => void): boolean {
     if (!this.isOpen || !this.socket) return false;
-    sendCoalesced(this.socket, data);
+    sendCoalesced(this.socket, data, sent);
     return true;
   }
 

@@ -26,7 +26,7 @@ import { EventEmitter } from "node:events";
 import path from "node:path";
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import type { NamedTensor } from "../shared/frame.js";
+import { FramePool, type NamedTensor } from "../shared/frame.js";
 import {
   DrainingSchema,
   PROTOCOL_VERSION,
@@ -145,6 +145,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private readonly stats = new WorkerStats();
   private readonly queue: ShardTask[] = [];
   private readonly running = new Map<string, ShardTask>();
+  /** Result frame buffers for reuse: large results would otherwise allocate a frame each. */
+  private readonly frames = new FramePool(32 * 2 ** 20);
   /** Slots computing now (each runs one shard, or several small ones together). */
   private runs = 0;
   /** Timers of slots resting after a shard to keep under the CPU cap; each frees its slot. */
@@ -459,7 +461,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
 
   /** Runs a loaded shard and sends its result; resolves the rest its slot takes afterwards. */
   private async compute(task: ShardTask): Promise<number> {
-    return this.deliver(task, await computeShard(this.runner, task.header, task.tensors, this.config.maxCpu));
+    return this.deliver(task, await computeShard(this.runner, task.header, task.tensors, this.config.maxCpu, this.frames.take));
   }
 
   /**
@@ -499,7 +501,10 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     if (maybeCorrupt(frame, this.config.faultInject)) this.log.warn({ shardId: header.shardId }, "fault injection: result corrupted on purpose");
     // The CPU time is spent whether or not the result is still wanted, so the rest is owed
     // either way.
-    if (this.staleReason(task) !== null || !this.connection.send(frame)) {
+    // Once written out, a large result's buffer serves a later one (FramePool).
+    const release = frame.byteLength >= this.frames.minBytes ? () => this.frames.give(frame) : undefined;
+    if (this.staleReason(task) !== null || !this.connection.send(frame, release)) {
+      release?.();
       this.discard(task);
       return throttleMs;
     }

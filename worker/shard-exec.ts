@@ -35,10 +35,10 @@ export function throttleFor(computeMs: number, maxCpu: number): number {
 }
 
 /**
- * Runs the shard's rows through its (already loaded) model and returns the `result` frame;
- * `maxCpu` (percent) sets the frame's `throttleMs`.
+ * Runs the shard's rows through its (already loaded) model and returns the `result` frame
+ * (from `alloc`, if given); `maxCpu` (percent) sets the frame's `throttleMs`.
  */
-export async function computeShard(runner: Runner, header: ShardHeader, inputs: readonly NamedTensor[], maxCpu = 100): Promise<ShardResult> {
+export async function computeShard(runner: Runner, header: ShardHeader, inputs: readonly NamedTensor[], maxCpu = 100, alloc?: (bytes: number) => Uint8Array): Promise<ShardResult> {
   const started = performance.now();
   const out: { frame?: Uint8Array; computeMs: number; throttleMs: number } = { computeMs: 0, throttleMs: 0 };
   await runner.run(header.model, inputs, header.end - header.start, (specs) => {
@@ -47,7 +47,7 @@ export async function computeShard(runner: Runner, header: ShardHeader, inputs: 
     out.computeMs = roundMs(performance.now() - started);
     out.throttleMs = throttleFor(out.computeMs, maxCpu);
     const result: ResultHeader = { type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: out.computeMs, throttleMs: out.throttleMs };
-    const { frame, slots } = planFrame(result, specs);
+    const { frame, slots } = planFrame(result, specs, alloc);
     out.frame = frame;
     return slots;
   });
