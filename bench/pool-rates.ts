@@ -16,9 +16,12 @@ import { catalogModel } from "../shared/catalog.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { startPool } from "../tests/helpers/procs.js";
-import { benchDir, cpuOf } from "./measure.js";
+import { benchDir, cpuOf, settleDisk } from "./measure.js";
 import type { Figure } from "./figure.js";
 import { rawEcho } from "./raw-echo.js";
+
+/** Runs of each side behind the dispatch and transport figures (their medians are the figures). */
+const ROUNDS = 3;
 
 /** Shards a worker may hold with short shards (slots + the deepest queue: see worker-session.ts). */
 const DEEP_CREDIT = 33;
@@ -29,6 +32,8 @@ const DEEP_CREDIT = 33;
  */
 async function timedJob(client: CoordinatorClient, model: string, file: string, shardSize: number, pids: readonly number[] = []) {
   const upload = (await client.uploadNpy(file)).id;
+  // The upload's writes flushed first: the job should not share the disk with them.
+  await settleDisk();
   const cpu0 = await cpuOf(pids);
   const created = await client.createJob({ model, inputs: { x: upload }, shardSize });
   const job = await client.waitForJob(created.id, { intervalMs: 1000 });
@@ -45,11 +50,18 @@ export async function dispatchRate(shards: number): Promise<Figure> {
     await writeNpyFile(file, { dtype: "float32", dims: [shards, 256], data: seededNormal(6, shards * 256, 1) });
     const model = await client.uploadModel(catalogModel("mlp").build());
     await timedJob(client, model.sha256, file, 1); // warm-up: sessions, queue depths
-    const { job, secs } = await timedJob(client, model.sha256, file, 1);
-    const pooled = job.shards / secs;
-    // Frame sizes as the pool sends them: a JSON header (~200 bytes) with one 1 KiB row out, 40 bytes back.
-    const echo = await rawEcho({ connections: 2, window: DEEP_CREDIT, requestBytes: 256 * 4 + 224, replyBytes: 10 * 4 + 200, messages: shards });
-    return { name: `dispatch: ${job.shards} one-row mlp shards on 2 workers`, value: pooled, unit: "shards/s", baseline: echo.messagesPerSec, baselineName: "raw WebSocket echo, same sizes", ratio: pooled / echo.messagesPerSec };
+    // Each side is the median of ROUNDS runs, the pool's and the echo's taken in turn.
+    const pooled: number[] = [];
+    const echoed: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const { job, secs } = await timedJob(client, model.sha256, file, 1);
+      pooled.push(job.shards / secs);
+      // Frame sizes as the pool sends them: a JSON header (~200 bytes) with one 1 KiB row out, 40 bytes back.
+      echoed.push((await rawEcho({ connections: 2, window: DEEP_CREDIT, requestBytes: 256 * 4 + 224, replyBytes: 10 * 4 + 200, messages: shards })).messagesPerSec);
+    }
+    const value = median(pooled);
+    const baseline = median(echoed);
+    return { name: `dispatch: ${shards} one-row mlp shards on 2 workers, median of ${ROUNDS} (runs: ${pooled.map((x) => x.toFixed(0)).join(", ")}; echo: ${echoed.map((x) => x.toFixed(0)).join(", ")})`, value, unit: "shards/s", baseline, baselineName: "raw WebSocket echo, same sizes", ratio: value / baseline };
   } finally {
     await pool.stop();
   }
@@ -67,22 +79,31 @@ export async function transportRate(rows: number): Promise<Figure> {
     const shardRows = 64; // 1 MiB in and 1 MiB out per shard
     await timedJob(client, model.sha256, file, shardRows);
     const pids = [pool.coordinator.child.pid!, ...pool.workers.map((w) => w.child.pid!)];
-    const { secs, cpu } = await timedJob(client, model.sha256, file, shardRows, pids);
     const bytes = rows * width * 4 * 2;
-    const pooled = bytes / secs / 1e6;
     const shardBytes = shardRows * width * 4;
-    const echo = await rawEcho({ connections: 2, window: 2, requestBytes: shardBytes, replyBytes: shardBytes, messages: Math.ceil(rows / shardRows) });
-    const raw = echo.bytesPerSec / 1e6;
-    // Where the difference goes: CPU time per MB moved, all processes of each side together.
-    const poolMsPerMb = (cpu * 1000) / (bytes / 1e6);
-    const rawMsPerMb = (echo.cpuSeconds * 1000) / ((Math.ceil(rows / shardRows) * shardBytes * 2) / 1e6);
+    const echoBytes = Math.ceil(rows / shardRows) * shardBytes * 2;
+    // Each side is the median of ROUNDS runs, the pool's and the echo's taken in turn; and
+    // where the difference goes: CPU time per MB moved, all processes of each side together.
+    const pooled: Array<{ mbps: number; msPerMb: number }> = [];
+    const echoed: Array<{ mbps: number; msPerMb: number }> = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const { secs, cpu } = await timedJob(client, model.sha256, file, shardRows, pids);
+      pooled.push({ mbps: bytes / secs / 1e6, msPerMb: (cpu * 1000) / (bytes / 1e6) });
+      const echo = await rawEcho({ connections: 2, window: 2, requestBytes: shardBytes, replyBytes: shardBytes, messages: Math.ceil(rows / shardRows) });
+      echoed.push({ mbps: echo.bytesPerSec / 1e6, msPerMb: (echo.cpuSeconds * 1000) / (echoBytes / 1e6) });
+    }
+    const value = median(pooled.map((p) => p.mbps));
+    const baseline = median(echoed.map((p) => p.mbps));
     return {
-      name: `transport: scale, ${(bytes / 1e9).toFixed(2)} GB in and out, 1 MiB shards, 2 workers (CPU per MB moved: pool ${poolMsPerMb.toFixed(2)} ms, raw echo ${rawMsPerMb.toFixed(2)} ms)`,
-      value: pooled,
+      name:
+        `transport: scale, ${(bytes / 1e9).toFixed(2)} GB in and out, 1 MiB shards, 2 workers, median of ${ROUNDS} ` +
+        `(runs: ${pooled.map((p) => p.mbps.toFixed(0)).join(", ")}; echo: ${echoed.map((p) => p.mbps.toFixed(0)).join(", ")}; ` +
+        `CPU per MB moved: pool ${median(pooled.map((p) => p.msPerMb)).toFixed(2)} ms, raw echo ${median(echoed.map((p) => p.msPerMb)).toFixed(2)} ms)`,
+      value,
       unit: "MB/s",
-      baseline: raw,
+      baseline,
       baselineName: "raw WebSocket echo, same sizes",
-      ratio: pooled / raw,
+      ratio: value / baseline,
     };
   } finally {
     await pool.stop();
