@@ -118,15 +118,20 @@ export class FramePool {
   private readonly isFree = new WeakSet<Uint8Array>();
   private bytes = 0;
 
-  /** Frames under `minBytes` are cheap to allocate and are neither kept nor reused. */
+  /**
+   * Frames under `minBytes` are neither kept nor reused: they come from `small`, by default
+   * fresh buffers (in Node, Buffer.allocUnsafe carves them from a shared slab instead, which
+   * spares a separate allocation, and later its collection, per tiny frame).
+   */
   constructor(
     private readonly maxBytes: number,
     readonly minBytes = 64 * 1024,
+    private readonly small: (size: number) => Uint8Array = (size) => new Uint8Array(size),
   ) {}
 
   /** A buffer of exactly `size` bytes, with whatever bytes it last held. */
   readonly take = (size: number): Uint8Array => {
-    if (size < this.minBytes) return new Uint8Array(size);
+    if (size < this.minBytes) return this.small(size);
     const list = this.free.get(size);
     const buf = list?.pop();
     if (!buf) return new Uint8Array(size);
@@ -147,10 +152,11 @@ export class FramePool {
 }
 
 /** Encodes a header and tensors into one frame (one allocation, one copy of each tensor). */
-export function encodeFrame(header: Record<string, unknown>, tensors: readonly NamedTensor[]): Uint8Array {
+export function encodeFrame(header: Record<string, unknown>, tensors: readonly NamedTensor[], alloc?: (bytes: number) => Uint8Array): Uint8Array {
   const { frame, slots } = planFrame(
     header,
     tensors.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims })),
+    alloc,
   );
   tensors.forEach((t, i) => slots[i]!.set(tensorBytes(t)));
   return frame;

@@ -146,7 +146,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private readonly queue: ShardTask[] = [];
   private readonly running = new Map<string, ShardTask>();
   /** Result frame buffers for reuse: large results would otherwise allocate a frame each. */
-  private readonly frames = new FramePool(32 * 2 ** 20);
+  private readonly frames = new FramePool(32 * 2 ** 20, 64 * 1024, (size) => Buffer.allocUnsafe(size));
   /** Slots computing now (each runs one shard, or several small ones together). */
   private runs = 0;
   /** Timers of slots resting after a shard to keep under the CPU cap; each frees its slot. */
@@ -471,7 +471,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private async computeTogether(tasks: ShardTask[]): Promise<number> {
     let results;
     try {
-      results = await computeShards(this.runner, tasks.map((t) => t.header), tasks.map((t) => t.tensors), this.config.maxCpu);
+      results = await computeShards(this.runner, tasks.map((t) => t.header), tasks.map((t) => t.tensors), this.config.maxCpu, this.frames.take);
     } catch {
       let rest = 0;
       for (const t of tasks) {

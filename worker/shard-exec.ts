@@ -62,7 +62,7 @@ export async function computeShard(runner: Runner, header: ShardHeader, inputs: 
  * is saved is the fixed cost per call and per message, which dominates shards of a few rows.
  * Each shard is credited its share of the compute time, by rows.
  */
-export async function computeShards(runner: Runner, headers: readonly ShardHeader[], inputs: readonly (readonly NamedTensor[])[], maxCpu = 100): Promise<ShardResult[]> {
+export async function computeShards(runner: Runner, headers: readonly ShardHeader[], inputs: readonly (readonly NamedTensor[])[], maxCpu = 100, alloc?: (bytes: number) => Uint8Array): Promise<ShardResult[]> {
   const rows = headers.map((h) => h.end - h.start);
   const total = rows.reduce((a, b) => a + b, 0);
   const stacked = inputs[0]!.map((t, i) => ({ name: t.name, ...concatRows(inputs.map((ts) => ts[i]!)) }));
@@ -74,7 +74,7 @@ export async function computeShards(runner: Runner, headers: readonly ShardHeade
     const share = roundMs((computeMs * rows[k]!) / total);
     const throttleMs = throttleFor(share, maxCpu);
     const result: ResultHeader = { type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: share, throttleMs };
-    const frame = encodeFrame(result, outputs.map((o) => ({ name: o.name, ...sliceRows(o, at, at + rows[k]!) })));
+    const frame = encodeFrame(result, outputs.map((o) => ({ name: o.name, ...sliceRows(o, at, at + rows[k]!) })), alloc);
     at += rows[k]!;
     return { frame, computeMs: share, throttleMs };
   });
