@@ -95,8 +95,8 @@ export class Scheduler {
    * in one burst: every frame in memory together, and the event loop starved for seconds.
    */
   private readonly reading = new Limiter(MAX_CONCURRENT_READS);
-  /** Shard frame buffers: large ones reused, small ones carved from Node's shared slabs. */
-  private readonly frames = new FramePool(64 * 2 ** 20, 64 * 1024, (size) => Buffer.allocUnsafe(size));
+  /** Shard frame buffers: large ones reused, small ones cut from slabs. */
+  private readonly frames = new FramePool(64 * 2 ** 20);
   /** Ready workers that may have free credit (see pump). */
   private readonly hungry = new Set<WorkerSession>();
   private drainingCount = 0;

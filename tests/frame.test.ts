@@ -112,7 +112,13 @@ describe("reused frame buffers", () => {
     expect(pool.take(1000)).not.toBe(c);
     const small = pool.take(500);
     pool.give(small);
-    expect(pool.take(500)).not.toBe(small);
+    const next = pool.take(501);
+    expect(next).not.toBe(small);
+    // Small ones are cut from one slab, 8-byte aligned, side by side and never overlapping.
+    expect(next.buffer).toBe(small.buffer);
+    expect(small.byteOffset % 8).toBe(0);
+    expect(next.byteOffset % 8).toBe(0);
+    expect(next.byteOffset).toBeGreaterThanOrEqual(small.byteOffset + small.byteLength);
   });
 });
 

@@ -146,7 +146,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private readonly queue: ShardTask[] = [];
   private readonly running = new Map<string, ShardTask>();
   /** Result frame buffers for reuse: large results would otherwise allocate a frame each. */
-  private readonly frames = new FramePool(32 * 2 ** 20, 64 * 1024, (size) => Buffer.allocUnsafe(size));
+  private readonly frames = new FramePool(32 * 2 ** 20);
   /** Slots computing now (each runs one shard, or several small ones together). */
   private runs = 0;
   /** Timers of slots resting after a shard to keep under the CPU cap; each frees its slot. */
