@@ -24,11 +24,6 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** CPU seconds used by all of `pids` together. */
-export async function cpuOf(pids: readonly number[]): Promise<number> {
-  return (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
-}
-
 /** Runs one single-input job and returns its rates over the job's wall time on the coordinator. */
 export async function jobRate(url: string, model: Uint8Array, input: { name: string; file: string }, out: string, shardSize?: number) {
   const { job } = await submitJob(new CoordinatorClient(url), { model, inputs: { [input.name]: input.file }, outDir: out, ...(shardSize ? { shardSize } : {}) });

@@ -16,7 +16,7 @@ import { catalogModel } from "../shared/catalog.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { startPool } from "../tests/helpers/procs.js";
-import { benchDir, cpuOf, settleDisk } from "./measure.js";
+import { benchDir, cpuSeconds, settleDisk } from "./measure.js";
 import type { Figure } from "./figure.js";
 import { rawEcho } from "./raw-echo.js";
 
@@ -28,17 +28,18 @@ const DEEP_CREDIT = 33;
 
 /**
  * Runs one job on `file` (uploaded anew: a job takes its uploads) and times it on the
- * coordinator; with `pids`, also the CPU seconds those processes used from create to done.
+ * coordinator; with `pids`, also the CPU seconds each of those processes used from create to done.
  */
 async function timedJob(client: CoordinatorClient, model: string, file: string, shardSize: number, pids: readonly number[] = []) {
   const upload = (await client.uploadNpy(file)).id;
   // The upload's writes flushed first: the job should not share the disk with them.
   await settleDisk();
-  const cpu0 = await cpuOf(pids);
+  const cpu0 = await Promise.all(pids.map(cpuSeconds));
   const created = await client.createJob({ model, inputs: { x: upload }, shardSize });
   const job = await client.waitForJob(created.id, { intervalMs: 1000 });
   if (job.state !== "done") throw new Error(`bench job ${job.id} ${job.state}: ${job.error ?? ""}`);
-  return { job, secs: (job.finishedAt! - job.startedAt!) / 1000, cpu: (await cpuOf(pids)) - cpu0 };
+  const cpu1 = await Promise.all(pids.map(cpuSeconds));
+  return { job, secs: (job.finishedAt! - job.startedAt!) / 1000, cpu: cpu1.map((c, i) => c - cpu0[i]!) };
 }
 
 export async function dispatchRate(shards: number): Promise<Figure> {
@@ -51,17 +52,29 @@ export async function dispatchRate(shards: number): Promise<Figure> {
     const model = await client.uploadModel(catalogModel("mlp").build());
     await timedJob(client, model.sha256, file, 1); // warm-up: sessions, queue depths
     // Each side is the median of ROUNDS runs, the pool's and the echo's taken in turn.
-    const pooled: number[] = [];
-    const echoed: number[] = [];
+    const pids = [pool.coordinator.child.pid!, ...pool.workers.map((w) => w.child.pid!)];
+    const pooled: Array<{ rate: number; coordinatorUs: number; workersUs: number }> = [];
+    const echoed: Array<{ rate: number; serverUs: number; clientUs: number }> = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const { job, secs } = await timedJob(client, model.sha256, file, 1);
-      pooled.push(job.shards / secs);
+      const { job, secs, cpu } = await timedJob(client, model.sha256, file, 1, pids);
+      pooled.push({ rate: job.shards / secs, coordinatorUs: (cpu[0]! * 1e6) / job.shards, workersUs: (sum(cpu.slice(1)) * 1e6) / job.shards });
       // Frame sizes as the pool sends them: a JSON header (~200 bytes) with one 1 KiB row out, 40 bytes back.
-      echoed.push((await rawEcho({ connections: 2, window: DEEP_CREDIT, requestBytes: 256 * 4 + 224, replyBytes: 10 * 4 + 200, messages: shards })).messagesPerSec);
+      const echo = await rawEcho({ connections: 2, window: DEEP_CREDIT, requestBytes: 256 * 4 + 224, replyBytes: 10 * 4 + 200, messages: shards });
+      echoed.push({ rate: echo.messagesPerSec, serverUs: (echo.cpu.server * 1e6) / shards, clientUs: (echo.cpu.client * 1e6) / shards });
     }
-    const value = median(pooled);
-    const baseline = median(echoed);
-    return { name: `dispatch: ${shards} one-row mlp shards on 2 workers, median of ${ROUNDS} (runs: ${pooled.map((x) => x.toFixed(0)).join(", ")}; echo: ${echoed.map((x) => x.toFixed(0)).join(", ")})`, value, unit: "shards/s", baseline, baselineName: "raw WebSocket echo, same sizes", ratio: value / baseline };
+    const value = median(pooled.map((p) => p.rate));
+    const baseline = median(echoed.map((e) => e.rate));
+    return {
+      name:
+        `dispatch: ${shards} one-row mlp shards on 2 workers, median of ${ROUNDS} (runs: ${pooled.map((p) => p.rate.toFixed(0)).join(", ")}; echo: ${echoed.map((e) => e.rate.toFixed(0)).join(", ")}; ` +
+        `CPU per shard: coordinator ${median(pooled.map((p) => p.coordinatorUs)).toFixed(1)} µs, workers ${median(pooled.map((p) => p.workersUs)).toFixed(1)} µs; ` +
+        `per echo: sender ${median(echoed.map((e) => e.clientUs)).toFixed(1)} µs, echoer ${median(echoed.map((e) => e.serverUs)).toFixed(1)} µs)`,
+      value,
+      unit: "shards/s",
+      baseline,
+      baselineName: "raw WebSocket echo, same sizes",
+      ratio: value / baseline,
+    };
   } finally {
     await pool.stop();
   }
@@ -84,13 +97,14 @@ export async function transportRate(rows: number): Promise<Figure> {
     const echoBytes = Math.ceil(rows / shardRows) * shardBytes * 2;
     // Each side is the median of ROUNDS runs, the pool's and the echo's taken in turn; and
     // where the difference goes: CPU time per MB moved, all processes of each side together.
-    const pooled: Array<{ mbps: number; msPerMb: number }> = [];
-    const echoed: Array<{ mbps: number; msPerMb: number }> = [];
+    const pooled: Array<{ mbps: number; coordinator: number; workers: number }> = [];
+    const echoed: Array<{ mbps: number; server: number; client: number }> = [];
+    const msPerMb = (cpuSecs: number, moved: number) => (cpuSecs * 1000) / (moved / 1e6);
     for (let i = 0; i < ROUNDS; i++) {
       const { secs, cpu } = await timedJob(client, model.sha256, file, shardRows, pids);
-      pooled.push({ mbps: bytes / secs / 1e6, msPerMb: (cpu * 1000) / (bytes / 1e6) });
+      pooled.push({ mbps: bytes / secs / 1e6, coordinator: msPerMb(cpu[0]!, bytes), workers: msPerMb(sum(cpu.slice(1)), bytes) });
       const echo = await rawEcho({ connections: 2, window: 2, requestBytes: shardBytes, replyBytes: shardBytes, messages: Math.ceil(rows / shardRows) });
-      echoed.push({ mbps: echo.bytesPerSec / 1e6, msPerMb: (echo.cpuSeconds * 1000) / (echoBytes / 1e6) });
+      echoed.push({ mbps: echo.bytesPerSec / 1e6, server: msPerMb(echo.cpu.server, echoBytes), client: msPerMb(echo.cpu.client, echoBytes) });
     }
     const value = median(pooled.map((p) => p.mbps));
     const baseline = median(echoed.map((p) => p.mbps));
@@ -98,7 +112,8 @@ export async function transportRate(rows: number): Promise<Figure> {
       name:
         `transport: scale, ${(bytes / 1e9).toFixed(2)} GB in and out, 1 MiB shards, 2 workers, median of ${ROUNDS} ` +
         `(runs: ${pooled.map((p) => p.mbps.toFixed(0)).join(", ")}; echo: ${echoed.map((p) => p.mbps.toFixed(0)).join(", ")}; ` +
-        `CPU per MB moved: pool ${median(pooled.map((p) => p.msPerMb)).toFixed(2)} ms, raw echo ${median(echoed.map((p) => p.msPerMb)).toFixed(2)} ms)`,
+        `CPU per MB moved: coordinator ${median(pooled.map((p) => p.coordinator)).toFixed(2)} ms, workers ${median(pooled.map((p) => p.workers)).toFixed(2)} ms; ` +
+        `echoer ${median(echoed.map((p) => p.server)).toFixed(2)} ms, sender ${median(echoed.map((p) => p.client)).toFixed(2)} ms)`,
       value,
       unit: "MB/s",
       baseline,
@@ -156,6 +171,10 @@ export async function latency(runs: number, warmupMs: number): Promise<Figure> {
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(s.length * q))]!;
+}
+
+function sum(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
 }
 
 function median(xs: number[]): number {

@@ -13,8 +13,8 @@ export interface EchoResult {
   messagesPerSec: number;
   /** Request plus reply bytes per second. */
   bytesPerSec: number;
-  /** CPU seconds both ends used during the echoes. */
-  cpuSeconds: number;
+  /** CPU seconds each end used during the echoes: the server (which echoes) and the client. */
+  cpu: { server: number; client: number };
 }
 
 const SERVER = fileURLToPath(new URL("./echo-server.ts", import.meta.url));
@@ -66,10 +66,10 @@ export async function rawEcho(opts: { connections: number; window: number; reque
     );
     const secs = (performance.now() - t0) / 1000;
     const self = process.cpuUsage(cpu0);
-    const cpu = (self.user + self.system) / 1e6 + (await cpuSeconds(server.pid!)) - server0;
+    const cpu = { server: (await cpuSeconds(server.pid!)) - server0, client: (self.user + self.system) / 1e6 };
     for (const ws of sockets) ws.close();
     const total = perSocket * opts.connections;
-    return { messagesPerSec: total / secs, bytesPerSec: (total * (opts.requestBytes + opts.replyBytes)) / secs, cpuSeconds: cpu };
+    return { messagesPerSec: total / secs, bytesPerSec: (total * (opts.requestBytes + opts.replyBytes)) / secs, cpu };
   } finally {
     server.kill("SIGTERM");
   }
