@@ -148,7 +148,7 @@ export class JobDb {
   private closed = false;
   private queue: Array<() => void> = [];
   private readonly jobDeltas = new Map<string, JobDelta>();
-  /** Shards cut but not committed yet, by "job/idx": a shard done before its cut is committed is inserted done. */
+  /** Shards cut but not committed yet, by "job/idx": one done before its cut is committed is never recorded. */
   private readonly uncommittedCuts = new Map<string, { done: boolean }>();
   private commitTimer: NodeJS.Timeout | null = null;
   private readonly statements = new Map<string, Database.Statement>();
@@ -210,7 +210,9 @@ export class JobDb {
     this.uncommittedCuts.set(key, cut);
     this.later(() => {
       this.uncommittedCuts.delete(key);
-      this.sql("INSERT INTO shards (job_id, idx, start, end, done) VALUES (?, ?, ?, ?, ?)").run(jobId, idx, start, end, cut.done ? 1 : 0);
+      // A shard done before its cut is committed needs no record: rows below the cut point that
+      // no pending shard holds are done (a restart re-queues only the shards recorded not done).
+      if (!cut.done) this.sql("INSERT INTO shards (job_id, idx, start, end) VALUES (?, ?, ?, ?)").run(jobId, idx, start, end);
       const d = this.jobDelta(jobId);
       d.cut = { end, count: (d.cut?.count ?? 0) + 1 };
     });
@@ -238,7 +240,11 @@ export class JobDb {
     return this.sql("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at").all().map(toJobRow);
   }
 
-  /** Highest shard index of a job so far (-1 when none). */
+  /**
+   * Highest recorded shard index of a job (-1 when none). Shards done before their record was
+   * committed are not recorded, so after a restart their indexes may be given again: harmless,
+   * as an index only names a shard within this table and within one process.
+   */
   lastShardIdx(jobId: string): number {
     this.flush();
     const r = this.sql("SELECT MAX(idx) AS m FROM shards WHERE job_id = ?").get(jobId) as { m: number | null };
@@ -275,7 +281,7 @@ export class JobDb {
    * caller decides freshness in memory; the `done = 0` guard keeps the counters right anyway.
    */
   markShardDone(jobId: string, idx: number, rows: number): void {
-    // Cut and done within one commit (short shards): one INSERT, already done, not two statements.
+    // Cut and done within one commit (short shards): no statement at all, only the counters.
     const cut = this.uncommittedCuts.get(`${jobId}/${idx}`);
     if (cut && !cut.done) {
       cut.done = true;
