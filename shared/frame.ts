@@ -68,23 +68,11 @@ export function planFrame(header: Record<string, unknown>, specs: readonly Tenso
   // with an estimate (the last header's length: frames in a stream look alike, so one pass
   // usually does), then redo it if the real header is longer, or much shorter.
   let reserve = lastHeaderReserve;
+  const entries: TensorEntry[] = [];
   for (;;) {
-    const entries: TensorEntry[] = [];
-    let headerLen = 0;
-    const table = (dataStart: number): number => {
-      entries.length = 0;
-      let off = dataStart;
-      for (const s of specs) {
-        const length = elementCount(s.dims) * bytesPerElement(s.dtype);
-        entries.push({ name: s.name, dtype: s.dtype, dims: s.dims, offset: off, length });
-        off = align8(off + length);
-      }
-      return off;
-    };
     const probeStart = align8(4 + reserve);
-    const total = table(probeStart);
-    const json = encoder.encode(JSON.stringify({ ...header, tensors: entries }));
-    headerLen = json.byteLength;
+    const total = layOut(specs, probeStart, entries);
+    const headerLen = encodeHeader(JSON.stringify({ ...header, tensors: entries }));
     if (align8(4 + headerLen) > probeStart || probeStart - align8(4 + headerLen) > MAX_HEADER_SLACK) {
       reserve = headerLen + 16;
       lastHeaderReserve = reserve;
@@ -94,17 +82,46 @@ export function planFrame(header: Record<string, unknown>, specs: readonly Tenso
       throw new EdgepoolError("E_PROTOCOL", `frame header of ${headerLen} bytes exceeds ${MAX_HEADER_BYTES}`);
     }
     const frame = alloc ? alloc(total) : new Uint8Array(total);
-    new DataView(frame.buffer, frame.byteOffset, 8).setUint32(0, headerLen, true);
-    frame.set(json, 4);
+    frame[0] = headerLen & 0xff;
+    frame[1] = (headerLen >>> 8) & 0xff;
+    frame[2] = (headerLen >>> 16) & 0xff;
+    frame[3] = headerLen >>> 24;
+    frame.set(headerScratch.subarray(0, headerLen), 4);
     // A fresh buffer is zero; a reused one gets its padding zeroed (the slots are the caller's to fill).
     if (alloc) {
       frame.fill(0, 4 + headerLen, probeStart);
-      entries.forEach((e, i) => frame.fill(0, e.offset + e.length, entries[i + 1]?.offset ?? total));
+      for (let i = 0; i < entries.length; i++) frame.fill(0, entries[i]!.offset + entries[i]!.length, entries[i + 1]?.offset ?? total);
     }
-    const slots = entries.map((e) => frame.subarray(e.offset, e.offset + e.length));
+    const slots: Uint8Array[] = [];
+    for (const e of entries) slots.push(frame.subarray(e.offset, e.offset + e.length));
     return { frame, slots };
   }
 }
+
+/** Fills `entries` with the tensors' places from `dataStart` on; returns the frame's total length. */
+function layOut(specs: readonly TensorSpec[], dataStart: number, entries: TensorEntry[]): number {
+  entries.length = 0;
+  let off = dataStart;
+  for (const s of specs) {
+    const length = elementCount(s.dims) * bytesPerElement(s.dtype);
+    entries.push({ name: s.name, dtype: s.dtype, dims: s.dims, offset: off, length });
+    off = align8(off + length);
+  }
+  return off;
+}
+
+/** UTF-8 of the last header encoded, reused from frame to frame (a header is copied out at once). */
+let headerScratch = new Uint8Array(4096);
+
+/** Encodes `json` into headerScratch, growing it when needed; returns its length in bytes. */
+function encodeHeader(json: string): number {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  if (json.length * 3 > headerScratch.byteLength) headerScratch = new Uint8Array(json.length * 3);
+  return encoder.encodeInto(json, headerScratch).written;
+}
+
+/** Size of the slabs small frames are cut from. */
+const SLAB_BYTES = 256 * 1024;
 
 /**
  * Frame buffers kept for reuse, by exact size, up to `maxBytes` in all. A stream of large
@@ -112,9 +129,6 @@ export function planFrame(header: Record<string, unknown>, specs: readonly Tenso
  * second, fresh buffers kept V8's collector running a full collection every 50 ms or so.
  * A buffer must be given back only once nothing will read it again (its send has completed).
  */
-/** Size of the slabs small frames are cut from. */
-const SLAB_BYTES = 256 * 1024;
-
 export class FramePool {
   private readonly free = new Map<number, Uint8Array[]>();
   /** The buffers in `free`: one given back twice must not be handed out twice. */
@@ -194,7 +208,7 @@ export function decodeFrame(input: Uint8Array): DecodedFrame {
   // Uint8Array.prototype.slice copies, but Buffer#slice would only view: copy explicitly.
   if (bytes.byteOffset % 8 !== 0) bytes = new Uint8Array(bytes);
   if (bytes.byteLength < 4) throw new EdgepoolError("E_PROTOCOL", `binary frame of ${bytes.byteLength} bytes is too short`);
-  const headerLen = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+  const headerLen = (bytes[0]! | (bytes[1]! << 8) | (bytes[2]! << 16)) + bytes[3]! * 2 ** 24;
   if (headerLen > MAX_HEADER_BYTES || 4 + headerLen > bytes.byteLength) {
     throw new EdgepoolError("E_PROTOCOL", `binary frame header length ${headerLen} does not fit a ${bytes.byteLength}-byte frame`);
   }
