@@ -257,7 +257,7 @@ async function main(): Promise<void> {
     await run("efficiency", async () => {
       const n = Number(opts.samples);
       say(await efficiency("cnn", catalogModel("cnn").build(), "image", [n, 3, 32, 32], 256));
-      if (existsSync(RESNET50)) say(await efficiency("ResNet-50 (zoo, batch 1)", readFileSync(RESNET50), "gpu_0/data_0", [96, 3, 224, 224], 1));
+      if (existsSync(RESNET50)) say(await efficiency("ResNet-50 (zoo, batch 1)", readFileSync(RESNET50), "gpu_0/data_0", [192, 3, 224, 224], 1));
       else note(`ResNet-50 efficiency skipped: ${RESNET50} is not here`);
     });
     await run("dispatch", async () => say(await dispatchRate(40_000)));
