@@ -4,7 +4,6 @@ import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { tempDir } from "../tests/helpers/procs.js";
 import { CoordinatorClient } from "../coordinator/client.js";
-import { submitJob } from "../coordinator/submit-job.js";
 
 /** A process's resident (VmRSS) or peak resident (VmHWM) memory in bytes, from /proc. */
 export async function procMemory(pid: number, field: "VmRSS" | "VmHWM"): Promise<number> {
@@ -24,9 +23,19 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Runs one single-input job and returns its rates over the job's wall time on the coordinator. */
-export async function jobRate(url: string, model: Uint8Array, input: { name: string; file: string }, out: string, shardSize?: number) {
-  const { job } = await submitJob(new CoordinatorClient(url), { model, inputs: { [input.name]: input.file }, outDir: out, ...(shardSize ? { shardSize } : {}) });
+/**
+ * Runs one single-input job and returns its rates over the job's wall time on the coordinator.
+ * The job starts once its upload is flushed to disk: the writeback of a large input would
+ * otherwise take CPU from the workers while the job is timed.
+ */
+export async function jobRate(url: string, model: Uint8Array, input: { name: string; file: string }, shardSize?: number) {
+  const client = new CoordinatorClient(url);
+  const sha256 = (await client.uploadModel(model)).sha256;
+  const upload = (await client.uploadNpy(input.file)).id;
+  await settleDisk();
+  const created = await client.createJob({ model: sha256, inputs: { [input.name]: upload }, ...(shardSize ? { shardSize } : {}) });
+  const job = await client.waitForJob(created.id, { intervalMs: 1000 });
+  if (job.state !== "done") throw new Error(`bench job ${job.id} ${job.state}: ${job.error ?? ""}`);
   const secs = (job.finishedAt! - job.startedAt!) / 1000;
   return { samplesPerSec: job.rows / secs, shardsPerSec: job.shards / secs };
 }

@@ -67,8 +67,8 @@ async function efficiency(label: string, model: Uint8Array, input: string, dims:
     const x = seededNormal(5, dims.reduce((a, b) => a * b, 1), 1);
     const file = path.join(tmp.dir, "x.npy");
     await writeNpyFile(file, { dtype: "float32", dims, data: x });
-    await jobRate(pool.url, model, { name: input, file }, path.join(tmp.dir, "warm")); // warm-up: sessions, caches
-    const pooled = (await jobRate(pool.url, model, { name: input, file }, path.join(tmp.dir, "out"))).samplesPerSec;
+    await jobRate(pool.url, model, { name: input, file }); // warm-up: sessions, caches
+    const pooled = (await jobRate(pool.url, model, { name: input, file })).samplesPerSec;
     await runLocally(model, input, { dtype: "float32", dims, data: x }, { chunk, threads: 2 });
     const local = (await runLocally(model, input, { dtype: "float32", dims, data: x }, { chunk, threads: 2 })).samplesPerSec;
     return { name: `efficiency: ${label}, pool 2 workers x 1 thread`, value: pooled, unit: "samples/s", baseline: local, baselineName: "local ORT, 2 threads", ratio: pooled / local };
@@ -117,15 +117,15 @@ async function heterogeneous(samples: number): Promise<Figure> {
     const cnn = catalogModel("cnn").build();
     const fast = await startWorker(coordinator, url, "fast", path.join(tmp.dir, "fast"));
     procs.push(fast);
-    (await jobRate(url, cnn, { name: "image", file }, path.join(tmp.dir, "o"))).samplesPerSec; // warm-up
-    const fastAlone = (await jobRate(url, cnn, { name: "image", file }, path.join(tmp.dir, "o"))).samplesPerSec;
+    (await jobRate(url, cnn, { name: "image", file })).samplesPerSec; // warm-up
+    const fastAlone = (await jobRate(url, cnn, { name: "image", file })).samplesPerSec;
     await fast.stop();
     const slow = await startWorker(coordinator, url, "slow", path.join(tmp.dir, "slow"), ["--max-cpu", "25"]);
     procs.push(slow);
-    const slowAlone = (await jobRate(url, cnn, { name: "image", file }, path.join(tmp.dir, "o"))).samplesPerSec;
+    const slowAlone = (await jobRate(url, cnn, { name: "image", file })).samplesPerSec;
     const fast2 = await startWorker(coordinator, url, "fast2", path.join(tmp.dir, "fast"));
     procs.push(fast2);
-    const pooled = (await jobRate(url, cnn, { name: "image", file }, path.join(tmp.dir, "o"))).samplesPerSec;
+    const pooled = (await jobRate(url, cnn, { name: "image", file })).samplesPerSec;
     return {
       name: `heterogeneous pool: cnn, 1 worker + 1 at --max-cpu 25 (alone: ${fastAlone.toFixed(0)} and ${slowAlone.toFixed(0)} samples/s)`,
       value: pooled,

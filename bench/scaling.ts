@@ -64,8 +64,8 @@ export async function scalingBench(opts: { maxReal: number; virtualCounts: numbe
       const w = await startWorker(coordinator, url, `real-${k}`, path.join(tmp.dir, `w${k}`));
       workers.push(w);
       procs.push(w);
-      if (k === 1) await jobRate(url, wide, { name: "x", file: wideFile }, path.join(tmp.dir, "o")); // warm-up
-      const r = await jobRate(url, wide, { name: "x", file: wideFile }, path.join(tmp.dir, "o"));
+      if (k === 1) await jobRate(url, wide, { name: "x", file: wideFile }); // warm-up
+      const r = await jobRate(url, wide, { name: "x", file: wideFile });
       real.push({ n: k, x: r.samplesPerSec, unit: "samples/s", virtual: false, rssMb: await rssMb(pid) });
       opts.say(`real workers ${k}: ${r.samplesPerSec.toFixed(0)} samples/s (wide-mlp)`);
     }
@@ -84,7 +84,7 @@ export async function scalingBench(opts: { maxReal: number; virtualCounts: numbe
         const shards = Math.max(4000, count);
         const file = path.join(tmp.dir, `v${count}.npy`);
         await writeNpyFile(file, { dtype: "float32", dims: [shards * shardRows, 256], data: seededNormal(2, shards * shardRows * 256, 1) });
-        const r = await jobRate(url, mlp, { name: "x", file }, path.join(tmp.dir, "ov"), shardRows);
+        const r = await jobRate(url, mlp, { name: "x", file }, shardRows);
         const rss = await rssMb(pid);
         virtual.push({ n: count, x: r.shardsPerSec, unit: "shards/s", virtual: true, rssMb: rss });
         opts.say(`virtual workers ${count}: connected in ${(ms / 1000).toFixed(1)} s; ${r.shardsPerSec.toFixed(0)} shards/s; coordinator RSS ${rss.toFixed(0)} MB`);
