@@ -579,6 +579,8 @@ export class Scheduler {
   private commit(w: WorkerSession, d: Dispatch, tensors: NamedTensor[], header: ResultHeader, recordWorker: boolean): void {
     const { job, task } = d;
     const rows = task.end - task.start;
+    // The result's own credit was freed (and pumped) when it arrived: pump again only when
+    // writing it frees more (cancelled copies, a finished job) or puts the shard back.
     job
       .accept(task, tensors)
       .then((fresh) => {
@@ -587,6 +589,7 @@ export class Scheduler {
           return;
         }
         const copies = job.inflight.get(task.idx) ?? [];
+        if (copies.length > 0) this.pumpSoon();
         job.inflight.delete(task.idx);
         for (const other of copies) {
           other.worker.inflight.delete(other.shardId);
@@ -603,7 +606,10 @@ export class Scheduler {
         const ms = Date.now() - d.sentAt;
         this.events.shardAccepted?.(d, ms);
         if (this.debug) this.log.debug({ jobId: job.id, shardId: header.shardId, worker: w.name, rows, ms }, "shard done");
-        if (job.complete && job.active) this.finishJob(job);
+        if (job.complete && job.active) {
+          this.finishJob(job);
+          this.pumpSoon();
+        }
       })
       .catch((err: unknown) => {
         const e = toEdgepoolError(err, "E_IO");
@@ -613,8 +619,8 @@ export class Scheduler {
           this.counters.failed += 1;
           this.withdraw(d, e);
         }
-      })
-      .finally(() => this.pump());
+        this.pumpSoon();
+      });
   }
 
   /** Handles a `shard_error` from a worker. */

@@ -21,18 +21,33 @@ export interface HttpRequestOptions {
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
+/** `url` as a URL, refused unless http: or https:. */
+function target(url: string | URL): URL {
+  const u = typeof url === "string" ? new URL(url) : url;
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError(`${u.protocol} is not http: or https:`);
+  return u;
+}
+
+/** Opens a request on `u` with node:http or node:https, trusting `ca` too for https. */
+function open(u: URL, options: https.RequestOptions, ca: HttpRequestOptions["ca"], onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {
+  if (u.protocol === "http:") return http.request(u, options, onResponse);
+  return https.request(u, { ...options, ...(ca ? { ca: typeof ca === "string" ? ca : [...ca] } : {}) }, onResponse);
+}
+
 /** GET/POST `url` and resolve its response (any status); rejects only when no response came. */
 export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): Promise<Response> {
-  const u = typeof url === "string" ? new URL(url) : url;
-  const secure = u.protocol === "https:";
-  if (!secure && u.protocol !== "http:") return Promise.reject(new TypeError(`${u.protocol} is not http: or https:`));
+  let u: URL;
+  try {
+    u = target(url);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   const method = opts.method ?? "GET";
   return new Promise<Response>((resolve, reject) => {
     const options: https.RequestOptions = {
       method,
       headers: opts.headers ?? {},
       ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(secure && opts.ca ? { ca: typeof opts.ca === "string" ? opts.ca : [...opts.ca] } : {}),
     };
     const onResponse = (res: http.IncomingMessage): void => {
       const headers = new Headers();
@@ -52,7 +67,7 @@ export function httpRequest(url: string | URL, opts: HttpRequestOptions = {}): P
         reject(err);
       }
     };
-    const req = secure ? https.request(u, options, onResponse) : http.request(u, options, onResponse);
+    const req = open(u, options, opts.ca, onResponse);
     req.on("error", reject);
     const body = opts.body;
     if (body === undefined) req.end();
@@ -78,14 +93,16 @@ export interface BytesResponse {
  * on the path of a small job answered in one request (about half a millisecond of its two).
  */
 export function httpRequestBytes(url: string | URL, opts: Omit<HttpRequestOptions, "body" | "signal"> & { body?: Uint8Array; timeoutMs: number }): Promise<BytesResponse> {
-  const u = typeof url === "string" ? new URL(url) : url;
-  const secure = u.protocol === "https:";
-  if (!secure && u.protocol !== "http:") return Promise.reject(new TypeError(`${u.protocol} is not http: or https:`));
+  let u: URL;
+  try {
+    u = target(url);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return new Promise<BytesResponse>((resolve, reject) => {
     const options: https.RequestOptions = {
       method: opts.method ?? "GET",
       headers: { ...opts.headers, ...(opts.body ? { "content-length": String(opts.body.byteLength) } : {}) },
-      ...(secure && opts.ca ? { ca: typeof opts.ca === "string" ? opts.ca : [...opts.ca] } : {}),
     };
     const onResponse = (res: http.IncomingMessage): void => {
       const chunks: Buffer[] = [];
@@ -96,7 +113,7 @@ export function httpRequestBytes(url: string | URL, opts: Omit<HttpRequestOption
         resolve({ status: res.statusCode ?? 500, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
       });
     };
-    const req = secure ? https.request(u, options, onResponse) : http.request(u, options, onResponse);
+    const req = open(u, options, opts.ca, onResponse);
     function fail(err: Error): void {
       clearTimeout(timer);
       req.destroy();
