@@ -1,76 +1,82 @@
 /**
- * The baseline for dispatch and transport figures: the same number of connections, messages
- * in flight, message sizes and reply sizes as the pool uses, over a plain WebSocket echo
- * between two processes, with nothing else done per message.
+ * The baseline for dispatch and transport figures: a plain WebSocket echo between processes
+ * laid out as the pool's are (one server like the coordinator, one client process per worker,
+ * all started with the pool's node flags), with the same connections, messages in flight and
+ * message sizes, and nothing else done per message.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { clientMaskOptions } from "../shared/ws-send.js";
+import { NODE_FLAGS } from "../bin/node-flags.js";
 import { cpuSeconds } from "./measure.js";
-import { WebSocket } from "ws";
 
 export interface EchoResult {
   messagesPerSec: number;
   /** Request plus reply bytes per second. */
   bytesPerSec: number;
-  /** CPU seconds each end used during the echoes: the server (which echoes) and the client. */
+  /** CPU seconds each side used during the echoes: the server (which echoes) and the clients together. */
   cpu: { server: number; client: number };
 }
 
 const SERVER = fileURLToPath(new URL("./echo-server.ts", import.meta.url));
+const CLIENT = fileURLToPath(new URL("./echo-client.ts", import.meta.url));
 
-/** Runs `messages` round trips over `connections` sockets, `window` in flight on each. */
+/** Resolves with the first match of `re` in the child's stdout; rejects if it exits first. */
+function waitForLine(child: ChildProcess, re: RegExp): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = re.exec(out);
+      if (m) {
+        child.stdout!.off("data", onData);
+        child.off("exit", onExit);
+        resolve(m);
+      }
+    };
+    const onExit = (code: number | null) => reject(new Error(`echo process exited with ${code} before printing ${re}`));
+    child.stdout!.on("data", onData);
+    child.once("exit", onExit);
+  });
+}
+
+/**
+ * Runs `messages` round trips over `connections` sockets, one client process each, `window`
+ * in flight on each socket.
+ */
 export async function rawEcho(opts: { connections: number; window: number; requestBytes: number; replyBytes: number; messages: number }): Promise<EchoResult> {
-  const server = spawn(process.execPath, ["--import", "tsx", SERVER, "--reply-bytes", String(opts.replyBytes)], { stdio: ["ignore", "pipe", "inherit"] });
+  const node = (script: string, args: string[]) =>
+    spawn(process.execPath, [...NODE_FLAGS, "--import", "tsx", script, ...args], { stdio: ["pipe", "pipe", "inherit"] });
+  const children: ChildProcess[] = [];
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = "";
-      server.stdout!.on("data", (d: Buffer) => {
-        out += d.toString();
-        const m = /port (\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      server.once("exit", (code) => reject(new Error(`echo server exited with ${code}`)));
-    });
-    const sockets = await Promise.all(
-      Array.from({ length: opts.connections }, () => new Promise<WebSocket>((resolve, reject) => {
-        // Masked as the pool's workers mask on loopback (clientMaskOptions), so both sides compare alike.
-        const url = `ws://127.0.0.1:${port}`;
-        const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 1024 ** 3, ...clientMaskOptions(url) });
-        ws.once("open", () => resolve(ws));
-        ws.once("error", reject);
-      })),
+    const server = node(SERVER, ["--reply-bytes", String(opts.replyBytes)]);
+    children.push(server);
+    const port = Number((await waitForLine(server, /port (\d+)/))[1]);
+    const perClient = Math.ceil(opts.messages / opts.connections);
+    const clients = Array.from({ length: opts.connections }, () =>
+      node(CLIENT, [
+        "--url", `ws://127.0.0.1:${port}`,
+        "--window", String(opts.window),
+        "--request-bytes", String(opts.requestBytes),
+        "--messages", String(perClient),
+      ]),
     );
-    const payload = Buffer.alloc(opts.requestBytes, 3);
-    const perSocket = Math.ceil(opts.messages / opts.connections);
+    children.push(...clients);
+    await Promise.all(clients.map((c) => waitForLine(c, /ready/)));
+    const pids = children.map((c) => c.pid!);
+    const cpu0 = await Promise.all(pids.map(cpuSeconds));
     const t0 = performance.now();
-    const cpu0 = process.cpuUsage();
-    const server0 = await cpuSeconds(server.pid!);
-    await Promise.all(
-      sockets.map(
-        (ws) =>
-          new Promise<void>((resolve) => {
-            let sent = 0;
-            let received = 0;
-            ws.on("message", () => {
-              received += 1;
-              if (received === perSocket) resolve();
-              else if (sent < perSocket) {
-                sent += 1;
-                ws.send(payload, { binary: true });
-              }
-            });
-            for (; sent < Math.min(opts.window, perSocket); sent++) ws.send(payload, { binary: true });
-          }),
-      ),
-    );
+    const done = clients.map((c) => waitForLine(c, /done/));
+    for (const c of clients) c.stdin!.write("go\n");
+    await Promise.all(done);
     const secs = (performance.now() - t0) / 1000;
-    const self = process.cpuUsage(cpu0);
-    const cpu = { server: (await cpuSeconds(server.pid!)) - server0, client: (self.user + self.system) / 1e6 };
-    for (const ws of sockets) ws.close();
-    const total = perSocket * opts.connections;
-    return { messagesPerSec: total / secs, bytesPerSec: (total * (opts.requestBytes + opts.replyBytes)) / secs, cpu };
+    const cpu = (await Promise.all(pids.map(cpuSeconds))).map((c, i) => c - cpu0[i]!);
+    const total = perClient * opts.connections;
+    return {
+      messagesPerSec: total / secs,
+      bytesPerSec: (total * (opts.requestBytes + opts.replyBytes)) / secs,
+      cpu: { server: cpu[0]!, client: cpu.slice(1).reduce((a, b) => a + b, 0) },
+    };
   } finally {
-    server.kill("SIGTERM");
+    for (const c of children) c.kill("SIGTERM");
   }
 }

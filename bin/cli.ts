@@ -1,16 +1,5 @@
 /** The `edgepool` command line: one subcommand per user task, each with --help. */
 import { Command, Option } from "commander";
-import { runWorker } from "../worker/main.js";
-import { printSystemdUnitCommand } from "./commands/systemd-unit.js";
-import { benchScalingCommand } from "./commands/bench.js";
-import { conformanceCommand } from "./commands/conformance.js";
-import { coordinatorCommand } from "./commands/coordinator.js";
-import { demoCommand } from "./commands/demo.js";
-import { exportModelCommand, inspectCommand, modelsCommand } from "./commands/models.js";
-import { statusCommand } from "./commands/status.js";
-import { reportCommand } from "./commands/report.js";
-import { submitCommand } from "./commands/submit.js";
-import { swarmCommand } from "./commands/swarm.js";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -38,6 +27,8 @@ function caOption(): Option {
 /** Parses argv, runs the command, and resolves its exit code. */
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
+  // Each command's module is imported only when that command runs: a worker daemon then holds
+  // none of the coordinator's code, and a smaller heap makes each of its collections cheaper.
   const run = (p: Promise<number> | number) => Promise.resolve(p).then((c) => void (code = c));
   const program = new Command("edgepool")
     .description("Pool the spare compute of many devices into one ONNX inference service, and measure what it is worth.")
@@ -71,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
       .addOption(new Option("--insecure", "allow a non-loopback --host without any tokens (an open pool)"))
       .addOption(new Option("--tls-cert <file.pem>", "serve https and wss with this certificate (chain), with --tls-key").env("EDGEPOOL_TLS_CERT"))
       .addOption(new Option("--tls-key <file.pem>", "private key of --tls-cert").env("EDGEPOOL_TLS_KEY")),
-  ).action((o: Record<string, unknown>) => run(coordinatorCommand(o)));
+  ).action(async (o: Record<string, unknown>) => run((await import("./commands/coordinator.js")).coordinatorCommand(o)));
 
   logOptions(
     program
@@ -88,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--print-systemd-unit", "print a systemd unit that runs this worker with these options, and exit")
       // A test facility (corrupt:<rate>), read from EDGEPOOL_FAULT_INJECT; kept out of --help on purpose.
       .addOption(new Option("--fault-inject <spec>").env("EDGEPOOL_FAULT_INJECT").hideHelp()),
-  ).action((o: Record<string, unknown>) => run(o.printSystemdUnit ? printSystemdUnitCommand(o) : runWorker(o)));
+  ).action(async (o: Record<string, unknown>) => run(o.printSystemdUnit ? (await import("./commands/systemd-unit.js")).printSystemdUnitCommand(o) : (await import("../worker/main.js")).runWorker(o)));
 
   program
     .command("submit")
@@ -105,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--atol <x>", "absolute tolerance when comparing float results (default 1e-5)")
     .option("--canaries <n>", "rows the coordinator computes itself; each worker must answer one right before it gets real shards (0-64)", "0")
     .option("--quiet", "no progress: print nothing but errors and the final line")
-    .action((o: Record<string, unknown>) => run(submitCommand({ ...o, input: o.input ?? [] })));
+    .action(async (o: Record<string, unknown>) => run((await import("./commands/submit.js")).submitCommand({ ...o, input: o.input ?? [] })));
 
   program
     .command("status")
@@ -116,23 +107,23 @@ export async function main(argv: string[]): Promise<number> {
     .option("--json", "print JSON for scripts")
     .option("--watch", "refresh in place until interrupted")
     .option("--interval <ms>", "refresh interval with --watch", "2000")
-    .action((o: Record<string, unknown>) => run(statusCommand(o)));
+    .action(async (o: Record<string, unknown>) => run((await import("./commands/status.js")).statusCommand(o)));
 
-  program.command("models").description("list the built-in model catalog").action(() => run(modelsCommand()));
+  program.command("models").description("list the built-in model catalog").action(async () => run((await import("./commands/models.js")).modelsCommand()));
 
   program
     .command("export-model")
     .description("write a catalog model to an .onnx file")
     .argument("<name>", "catalog model name")
     .argument("<file>", "output .onnx file")
-    .action((name: string, file: string) => run(exportModelCommand(name, file)));
+    .action(async (name: string, file: string) => run((await import("./commands/models.js")).exportModelCommand(name, file)));
 
   program
     .command("inspect")
     .description("print a model's inputs, outputs and FLOPs per sample")
     .argument("<file>", ".onnx file")
     .option("--json", "print JSON")
-    .action((file: string, o: { json?: boolean }) => run(inspectCommand(file, o)));
+    .action(async (file: string, o: { json?: boolean }) => run((await import("./commands/models.js")).inspectCommand(file, o)));
 
   program
     .command("demo")
@@ -142,7 +133,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--model <name>", "catalog model", "cnn")
     .option("--shard-size <n>", "rows per shard")
     .option("--report-dir <dir>", "where the report and the coordinator log go", "edgepool-report")
-    .action((o: Record<string, unknown>) => run(demoCommand(o)));
+    .action(async (o: Record<string, unknown>) => run((await import("./commands/demo.js")).demoCommand(o)));
 
   logOptions(
     program
@@ -157,7 +148,7 @@ export async function main(argv: string[]): Promise<number> {
       .option("--jitter <sigma>", "sigma of the lognormal factor on every service time", "0.2")
       .option("--dial-concurrency <n>", "connections opened at once", "200")
       .option("--stats-interval <ms>", "how often to log the swarm summary", "5000"),
-  ).action((o: Record<string, unknown>) => run(swarmCommand(o)));
+  ).action(async (o: Record<string, unknown>) => run((await import("./commands/swarm.js")).swarmCommand(o)));
 
   program
     .command("report")
@@ -169,7 +160,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--profiles <file.json>", "reference figures to override (any subset, JSON)")
     .option("--set <path=value>", "override one reference figure, e.g. availability.central=0.3; repeatable", collect)
     .option("--devices <n>", "fleet size to extrapolate to (default 1e9)")
-    .action((o: Record<string, unknown>) => run(reportCommand({ ...o, set: o.set ?? [] }, argv)));
+    .action(async (o: Record<string, unknown>) => run((await import("./commands/report.js")).reportCommand({ ...o, set: o.set ?? [] }, argv)));
 
   program
     .command("bench")
@@ -179,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--max-real <k>", "real worker processes to go up to (default: cores + 1)")
     .option("--virtual <list>", "virtual worker counts, comma-separated", "500,2000,5000,10000")
     .option("--json", "print one JSON object")
-    .action((o: Record<string, unknown>) => run(benchScalingCommand(o)));
+    .action(async (o: Record<string, unknown>) => run((await import("./commands/bench.js")).benchScalingCommand(o)));
 
   program
     .command("conformance")
@@ -191,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--workers <n>", "local pool size", "2")
     .option("--rtol <x>", "relative tolerance", "1e-3")
     .option("--atol <x>", "absolute tolerance", "1e-7")
-    .action((dir: string, o: Record<string, unknown>) => run(conformanceCommand(dir, o)));
+    .action(async (dir: string, o: Record<string, unknown>) => run((await import("./commands/conformance.js")).conformanceCommand(dir, o)));
 
   try {
     await program.parseAsync(argv);

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 // Launcher: runs the TypeScript CLI through tsx, so `npx edgepool` works in a clone with no build step.
 import { register } from "tsx/esm/api";
 

@@ -12,6 +12,7 @@ import { Coordinator } from "../coordinator/coordinator.js";
 import { parseCoordinatorConfig } from "../coordinator/config.js";
 import { EdgepoolError } from "../shared/errors.js";
 import { createLogger } from "../shared/logger.js";
+import { NODE_FLAGS } from "./node-flags.js";
 
 export const EDGEPOOL_BIN = fileURLToPath(new URL("./edgepool.js", import.meta.url));
 
@@ -50,6 +51,7 @@ export class LocalPool {
         const child = spawn(
           process.execPath,
           [
+            ...NODE_FLAGS,
             EDGEPOOL_BIN, "worker",
             "--coordinator", coordinator.url.replace(/^http/, "ws"),
             "--name", `local-${i + 1}`,

@@ -259,16 +259,19 @@ export class NpyRowReader {
   }
 }
 
-/**
- * Writes rows of an .npy file at their offsets, in any order. The file is preallocated at
- * create, so its size is final from the start: it is complete only when its owner says so.
- */
 /** Writes smaller than this wait a moment to be written together with their neighbours. */
 const SMALL_WRITE = 64 * 1024;
 /** A gathering of at least this many writes means the writer is busy... */
 const GATHER_BUSY_WRITES = 4;
 /** ...and the next one waits this long to gather more. */
 const GATHER_MS = 2;
+
+/**
+ * Bytes written after which a flush to the disk starts in the background. Flushing only at
+ * close left a whole job's outputs dirty at its end: a job moving 0.27 GB of outputs spent
+ * 70-130 ms of its 0.5-0.75 s in that last flush, with the disk idle until then.
+ */
+const FLUSH_EVERY = 32 * 1024 * 1024;
 
 interface PendingWrite {
   at: number;
@@ -277,6 +280,10 @@ interface PendingWrite {
   reject: (err: unknown) => void;
 }
 
+/**
+ * Writes rows of an .npy file at their offsets, in any order. The file is preallocated at
+ * create, so its size is final from the start: it is complete only when its owner says so.
+ */
 export class NpyRowWriter {
   private handle: FileHandle | null;
   /** Small writes gathered in this turn of the event loop; written together in the next. */
@@ -285,6 +292,15 @@ export class NpyRowWriter {
   private gatherMs = 0;
   /** The gathered writes being written now, so close() can wait for them. */
   private writing: Promise<void> = Promise.resolve();
+  /** Bytes written since the last background flush started. */
+  private unflushed = 0;
+  /** The background flush running now, if any. */
+  private flushing: Promise<void> | null = null;
+  /**
+   * A background flush's failure, reported by close(): the kernel reports a failed writeback
+   * to one fsync only, so close()'s own flush could not see it again.
+   */
+  private flushError: unknown = null;
 
   private constructor(
     handle: FileHandle,
@@ -360,6 +376,18 @@ export class NpyRowWriter {
     } catch (err) {
       throw fileError(this.path, err);
     }
+    this.written(handle, data.byteLength);
+  }
+
+  /** Counts bytes written, and starts a background flush once FLUSH_EVERY have gathered. */
+  private written(handle: FileHandle, bytes: number): void {
+    this.unflushed += bytes;
+    if (this.flushing || this.unflushed < FLUSH_EVERY || this.handle !== handle) return;
+    this.unflushed = 0;
+    this.flushing = handle
+      .datasync()
+      .catch((err: unknown) => void (this.flushError ??= err))
+      .finally(() => void (this.flushing = null));
   }
 
   /** Writes the gathered small writes, adjacent ones merged, and settles each caller. */
@@ -382,6 +410,7 @@ export class NpyRowWriter {
         const bytes = run.length === 1 ? run[0]!.data : concatBytes(run.map((w) => w.data));
         try {
           await writeFully(handle, bytes, run[0]!.at);
+          this.written(handle, bytes.byteLength);
           for (const w of run) w.resolve();
         } catch (err) {
           for (const w of run) w.reject(fileError(this.path, err));
@@ -398,7 +427,9 @@ export class NpyRowWriter {
     this.handle = null;
     if (this.gathered.length > 0) this.writeGathered(handle);
     await this.writing;
+    await this.flushing;
     try {
+      if (this.flushError !== null) throw this.flushError;
       // A shard recorded as done must survive a power cut, not just a process crash.
       await handle.datasync();
     } catch (err) {

@@ -113,7 +113,7 @@ describe("worker --print-systemd-unit", () => {
     expect(unit).toContain('Environment="EDGEPOOL_NAME=kitchen pi"');
     expect(unit).toContain('Environment="EDGEPOOL_MAX_CPU=50"');
     expect(unit).toContain("ReadWritePaths=/var/lib/edgepool");
-    expect(unit).toMatch(new RegExp(`\\nExecStart=${process.execPath.replace(/[/.]/g, "\\$&")} \\S+/bin/edgepool\\.js worker\\n`));
+    expect(unit).toMatch(new RegExp(`\\nExecStart=${process.execPath.replace(/[/.]/g, "\\$&")} --single-threaded-gc \\S+/bin/edgepool\\.js worker\\n`));
   });
 
   it("refuses a bad option before printing anything", async () => {

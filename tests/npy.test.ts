@@ -363,6 +363,23 @@ describe("npy files", () => {
     await expect(w.writeRows(0, row(0))).rejects.toThrow(/write after close/);
   });
 
+
+  it("keeps every row while writes go on during its background flushes (past 32 MB written)", async () => {
+    const file = path.join(dir, "flushed.npy");
+    const rows = 80; // 80 rows of 1 MiB: two background flushes start while rows are still written
+    const width = 262_144;
+    const w = await NpyRowWriter.create(file, "float32", [rows, width]);
+    const row = (r: number) => new Uint8Array(new Float32Array(width).fill(r + 0.5).buffer);
+    // Out of order and eight at a time, as results arrive from several workers.
+    const order = Array.from({ length: rows }, (_, i) => (i * 37) % rows);
+    for (let i = 0; i < rows; i += 8) await Promise.all(order.slice(i, i + 8).map((r) => w.writeRows(r, row(r))));
+    await w.close();
+    const got = await readNpyFile(file);
+    const data = got.data as Float32Array;
+    for (let r = 0; r < rows; r++) {
+      expect([r, data[r * width], data[r * width + width - 1]]).toEqual([r, r + 0.5, r + 0.5]);
+    }
+  });
   it("serves small row reads in any order and at once, across read-ahead blocks, with the file's exact bytes", async () => {
     const rows = 6000; // 6000 x 64 float32 = 1.5 MB: more than one read-ahead block
     const data = new Float32Array(rows * 64).map((_, i) => i);

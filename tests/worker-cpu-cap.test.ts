@@ -19,6 +19,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import { NODE_FLAGS } from "../bin/node-flags.js";
 import { catalogModel } from "../shared/catalog.js";
 import { encodeFrame } from "../shared/frame.js";
 import { DrainingSchema, HelloSchema, PROTOCOL_VERSION, parseResultFrame, type Hello, type ResultHeader } from "../shared/protocol.js";
@@ -208,7 +209,7 @@ async function measure(maxCpu: number, windowMs: number): Promise<Measurement> {
   const stateDir = await mkdtemp(path.join(os.tmpdir(), "edgepool-cpu-cap-"));
   cleanups.push(() => rm(stateDir, { recursive: true, force: true }));
   const args = ["worker", "--coordinator", coordinator.url, "--max-cpu", String(maxCpu), "--state-dir", stateDir, "--log-level", "warn"];
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, ...args], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   cleanups.push(async () => {

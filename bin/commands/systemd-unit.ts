@@ -7,6 +7,7 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseWorkerConfig, type WorkerConfig } from "../../worker/config.js";
 import { fail } from "../cli-util.js";
+import { NODE_FLAGS } from "../node-flags.js";
 
 const BIN = fileURLToPath(new URL("../edgepool.js", import.meta.url));
 /** Where the unit reads EDGEPOOL_TOKEN from. */
@@ -46,7 +47,7 @@ export function systemdUnit(config: WorkerConfig, opts: { node: string; bin: str
     // Unit files are world-readable, so a token never goes in one: it lives in a file only root reads.
     `# Worker token (if the coordinator uses tokens): EDGEPOOL_TOKEN=... in ${TOKEN_ENV_FILE}, chmod 600`,
     `EnvironmentFile=${config.token ? "" : "-"}${TOKEN_ENV_FILE}`,
-    `ExecStart=${execArg(opts.node)} ${execArg(opts.bin)} worker`,
+    `ExecStart=${[opts.node, ...NODE_FLAGS, opts.bin].map(execArg).join(" ")} worker`,
     // The worker reconnects by itself while it runs; Restart covers crashes and reboots of the box.
     "Restart=always",
     "RestartSec=5",
