@@ -6,4 +6,6 @@ export interface Figure {
   baseline: number;
   baselineName: string;
   ratio: number;
+  /** CPU milliseconds all of the pool's processes spent per MB moved, where measured (transport). */
+  cpuMsPerMb?: number;
 }

@@ -9,6 +9,7 @@
  *   frame and ?wait: create, dispatch, run, the output back in the answer; the model is
  *   already stored), against the same inference run in this process.
  */
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { CoordinatorClient } from "../coordinator/client.js";
@@ -28,9 +29,18 @@ const DEEP_CREDIT = 33;
 
 /**
  * Runs one job on `file` (uploaded anew: a job takes its uploads) and times it on the
- * coordinator; with `pids`, also the CPU seconds each of those processes used from create to done.
+ * coordinator; with `pids`, also the CPU seconds each of those processes used from create to
+ * done.
+ *
+ * The job's folder is removed once it is timed, and the removal flushed. On this kind of VM,
+ * memory the page cache has not used lately costs the kernel 15 times more to write into than
+ * pages it freed a moment ago (`dd` of 1 GiB, synced: 0.42-0.59 GB/s into new pages, 6.3 GB/s
+ * into freed ones). Each round that kept the last one's outputs wrote slower than the one
+ * before, while the echo writes nothing; removed, as an owner removes the jobs they fetched,
+ * every round writes into pages alike.
  */
-async function timedJob(client: CoordinatorClient, model: string, file: string, shardSize: number, pids: readonly number[] = []) {
+async function timedJob(pool: { url: string; dataDir: string }, model: string, file: string, shardSize: number, pids: readonly number[] = []) {
+  const client = new CoordinatorClient(pool.url);
   const upload = (await client.uploadNpy(file)).id;
   // The upload's writes flushed first: the job should not share the disk with them.
   await settleDisk();
@@ -39,6 +49,8 @@ async function timedJob(client: CoordinatorClient, model: string, file: string, 
   const job = await client.waitForJob(created.id, { intervalMs: 1000 });
   if (job.state !== "done") throw new Error(`bench job ${job.id} ${job.state}: ${job.error ?? ""}`);
   const cpu1 = await Promise.all(pids.map(cpuSeconds));
+  await rm(path.join(pool.dataDir, "coordinator", "jobs", job.id), { recursive: true, force: true });
+  await settleDisk();
   return { job, secs: (job.finishedAt! - job.startedAt!) / 1000, cpu: cpu1.map((c, i) => c - cpu0[i]!) };
 }
 
@@ -50,13 +62,13 @@ export async function dispatchRate(shards: number): Promise<Figure> {
     const file = path.join(tmp.dir, "x.npy");
     await writeNpyFile(file, { dtype: "float32", dims: [shards, 256], data: seededNormal(6, shards * 256, 1) });
     const model = await client.uploadModel(catalogModel("mlp").build());
-    await timedJob(client, model.sha256, file, 1); // warm-up: sessions, queue depths
+    await timedJob({ url: pool.url, dataDir: tmp.dir }, model.sha256, file, 1); // warm-up: sessions, queue depths
     // Each side is the median of ROUNDS runs, the pool's and the echo's taken in turn.
     const pids = [pool.coordinator.child.pid!, ...pool.workers.map((w) => w.child.pid!)];
     const pooled: Array<{ rate: number; coordinatorUs: number; workersUs: number }> = [];
     const echoed: Array<{ rate: number; serverUs: number; clientUs: number }> = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const { job, secs, cpu } = await timedJob(client, model.sha256, file, 1, pids);
+      const { job, secs, cpu } = await timedJob({ url: pool.url, dataDir: tmp.dir }, model.sha256, file, 1, pids);
       pooled.push({ rate: job.shards / secs, coordinatorUs: (cpu[0]! * 1e6) / job.shards, workersUs: (sum(cpu.slice(1)) * 1e6) / job.shards });
       // Frame sizes as the pool sends them: a JSON header (~200 bytes) with one 1 KiB row out, 40 bytes back.
       const echo = await rawEcho({ connections: 2, window: DEEP_CREDIT, requestBytes: 256 * 4 + 224, replyBytes: 10 * 4 + 200, messages: shards });
@@ -90,7 +102,7 @@ export async function transportRate(rows: number): Promise<Figure> {
     await writeNpyFile(file, { dtype: "float32", dims: [rows, width], data: seededNormal(7, rows * width, 1) });
     const model = await client.uploadModel(catalogModel("scale").build());
     const shardRows = 64; // 1 MiB in and 1 MiB out per shard
-    await timedJob(client, model.sha256, file, shardRows);
+    await timedJob({ url: pool.url, dataDir: tmp.dir }, model.sha256, file, shardRows);
     const pids = [pool.coordinator.child.pid!, ...pool.workers.map((w) => w.child.pid!)];
     const bytes = rows * width * 4 * 2;
     const shardBytes = shardRows * width * 4;
@@ -101,7 +113,7 @@ export async function transportRate(rows: number): Promise<Figure> {
     const echoed: Array<{ mbps: number; server: number; client: number }> = [];
     const msPerMb = (cpuSecs: number, moved: number) => (cpuSecs * 1000) / (moved / 1e6);
     for (let i = 0; i < ROUNDS; i++) {
-      const { secs, cpu } = await timedJob(client, model.sha256, file, shardRows, pids);
+      const { secs, cpu } = await timedJob({ url: pool.url, dataDir: tmp.dir }, model.sha256, file, shardRows, pids);
       pooled.push({ mbps: bytes / secs / 1e6, coordinator: msPerMb(cpu[0]!, bytes), workers: msPerMb(sum(cpu.slice(1)), bytes) });
       const echo = await rawEcho({ connections: 2, window: 2, requestBytes: shardBytes, replyBytes: shardBytes, messages: Math.ceil(rows / shardRows) });
       echoed.push({ mbps: echo.bytesPerSec / 1e6, server: msPerMb(echo.cpu.server, echoBytes), client: msPerMb(echo.cpu.client, echoBytes) });
@@ -119,6 +131,7 @@ export async function transportRate(rows: number): Promise<Figure> {
       baseline,
       baselineName: "raw WebSocket echo, same sizes",
       ratio: value / baseline,
+      cpuMsPerMb: median(pooled.map((p) => p.coordinator + p.workers)),
     };
   } finally {
     await pool.stop();

@@ -19,6 +19,7 @@
  * `--json` prints one JSON object instead of lines; `--only a,b` runs a subset.
  */
 import { existsSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
@@ -46,17 +47,21 @@ const CNN_INPUT_BYTES = 3 * 32 * 32 * 4;
 /**
  * Why the cnn's efficiency is what it is on this machine, from two figures of this run: to
  * keep pace with the local run, the pool must move each sample's input through the
- * coordinator, at a rate set against what the pool moves (transport) with both cores on
- * nothing but moving bytes. Workers and coordinator share those two cores with the compute.
+ * coordinator while computing, and the transport figure says what moving a MB costs the
+ * pool's processes in CPU. Workers and coordinator share this machine's cores with the
+ * compute, so the cores that moving takes are compute the workers lose.
  */
 function transportCeiling(figures: readonly Figure[], bytesPerSample: number): string | null {
   const cnn = figures.find((f) => f.name.startsWith("efficiency: cnn"));
   const transport = figures.find((f) => f.name.startsWith("transport:"));
-  if (!cnn || !transport) return null;
+  if (!cnn || !transport?.cpuMsPerMb) return null;
   const needed = (cnn.baseline * bytesPerSample) / 1e6;
+  const cores = os.availableParallelism();
+  const moving = (needed * transport.cpuMsPerMb) / 1000;
   return (
     `cnn: matching the local ${cnn.baseline.toFixed(0)} samples/s means moving ${needed.toFixed(0)} MB/s of input (${bytesPerSample} bytes a sample) ` +
-    `while computing; the pool moves ${transport.value.toFixed(0)} MB/s (transport, in and out) with both cores doing nothing else`
+    `through the coordinator while computing; at ${transport.cpuMsPerMb.toFixed(2)} ms of CPU per MB moved (transport, all the pool's processes) ` +
+    `that takes ${moving.toFixed(2)} of this machine's ${cores} cores, which leaves the compute at most ${((cores - moving) / cores).toFixed(2)} of the local run's; measured ${cnn.ratio.toFixed(2)}`
   );
 }
 
