@@ -8,4 +8,6 @@ export interface Figure {
   ratio: number;
   /** CPU milliseconds all of the pool's processes spent per MB moved, where measured (transport). */
   cpuMsPerMb?: number;
+  /** The same for the baseline's processes (transport: both ends of the raw echo). */
+  baselineCpuMsPerMb?: number;
 }

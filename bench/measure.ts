@@ -1,6 +1,6 @@
 /** Helpers the benchmarks share: reading a process's memory and timing one job. */
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { tempDir } from "../tests/helpers/procs.js";
 import { CoordinatorClient } from "../coordinator/client.js";
@@ -21,6 +21,28 @@ export async function cpuSeconds(pid: number): Promise<number> {
   // Fields after the command name, which is in parentheses and may hold spaces.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * CPU seconds a process's main thread has used so far, and its other threads together (for a
+ * coordinator: the libuv pool's file reads, writes and flushes, as V8 runs on one thread).
+ */
+export async function threadCpuSeconds(pid: number): Promise<{ main: number; others: number }> {
+  let main = 0;
+  let others = 0;
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // a thread that ended between the listing and the read
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const secs = (Number(fields[11]) + Number(fields[12])) / 100;
+    if (tid === String(pid)) main += secs;
+    else others += secs;
+  }
+  return { main, others };
 }
 
 /**
