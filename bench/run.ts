@@ -46,22 +46,24 @@ const CNN_INPUT_BYTES = 3 * 32 * 32 * 4;
 
 /**
  * Why the cnn's efficiency is what it is on this machine, from two figures of this run: to
- * keep pace with the local run, the pool must move each sample's input through the
- * coordinator while computing, and the transport figure says what moving a MB costs the
- * pool's processes in CPU. Workers and coordinator share this machine's cores with the
- * compute, so the cores that moving takes are compute the workers lose.
+ * keep pace with the local run, the pool must move each sample's input to the workers while
+ * they compute, on the same cores. The raw echo's CPU per MB (transport) is what moving a MB
+ * over WebSockets costs with nothing else done, so the cores that stream takes at that cost
+ * bound the efficiency of any pool that moves it so, however light its coordinator.
  */
 function transportCeiling(figures: readonly Figure[], bytesPerSample: number): string | null {
   const cnn = figures.find((f) => f.name.startsWith("efficiency: cnn"));
   const transport = figures.find((f) => f.name.startsWith("transport:"));
-  if (!cnn || !transport?.cpuMsPerMb) return null;
+  if (!cnn || !transport?.cpuMsPerMb || !transport.baselineCpuMsPerMb) return null;
   const needed = (cnn.baseline * bytesPerSample) / 1e6;
   const cores = os.availableParallelism();
-  const moving = (needed * transport.cpuMsPerMb) / 1000;
+  const bare = (needed * transport.baselineCpuMsPerMb) / 1000;
+  const pooled = (needed * transport.cpuMsPerMb) / 1000;
   return (
     `cnn: matching the local ${cnn.baseline.toFixed(0)} samples/s means moving ${needed.toFixed(0)} MB/s of input (${bytesPerSample} bytes a sample) ` +
-    `through the coordinator while computing; at ${transport.cpuMsPerMb.toFixed(2)} ms of CPU per MB moved (transport, all the pool's processes) ` +
-    `that takes ${moving.toFixed(2)} of this machine's ${cores} cores, which leaves the compute at most ${((cores - moving) / cores).toFixed(2)} of the local run's; measured ${cnn.ratio.toFixed(2)}`
+    `to the workers while they compute on the same ${cores} cores. The raw echo spends ${transport.baselineCpuMsPerMb.toFixed(2)} ms of CPU per MB moved (transport), ` +
+    `so that stream alone takes ${bare.toFixed(2)} cores, and a pool moving it over WebSockets stays near or under ${((cores - bare) / cores).toFixed(2)} efficiency; ` +
+    `at the pool's own ${transport.cpuMsPerMb.toFixed(2)} ms per MB (which also writes as many bytes of outputs) it would take ${pooled.toFixed(2)} cores. Measured: ${cnn.ratio.toFixed(2)}`
   );
 }
 
