@@ -189,7 +189,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as { code?: string; exitCode?: number };
     if (e.code === "commander.helpDisplayed" || e.code === "commander.help" || e.code === "commander.version") return 0;
-    return typeof e.exitCode === "number" ? (e.exitCode === 1 ? 2 : e.exitCode) : 1;
+    if (typeof e.exitCode === "number") return e.exitCode === 1 ? 2 : e.exitCode;
+    // Not a usage error (commander printed those): a command's module that failed to load, or
+    // a command that threw where it should have answered with a code. Say what it was.
+    process.stderr.write(`edgepool: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
   }
   return code;
 }

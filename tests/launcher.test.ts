@@ -6,7 +6,7 @@ import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { NODE_FLAGS } from "../bin/node-flags.js";
 import { systemdUnit } from "../bin/commands/systemd-unit.js";
 import { parseWorkerConfig } from "../worker/config.js";
@@ -51,5 +51,27 @@ describe("launcher", () => {
       user: "edgepool",
     });
     expect(unit).toContain(`\nExecStart=/usr/bin/node ${NODE_FLAGS.join(" ")} /opt/edgepool/bin/edgepool.js worker\n`);
+  });
+
+  it("says what went wrong when a command throws instead of answering with a code, and exits 1", async () => {
+    vi.resetModules();
+    vi.doMock("../bin/commands/models.js", () => ({
+      modelsCommand: () => {
+        throw new Error("onnxruntime-node could not load its binary");
+      },
+    }));
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      const { main } = await import("../bin/cli.js");
+      expect(await main(["node", "edgepool", "models"])).toBe(1);
+    } finally {
+      spy.mockRestore();
+      vi.doUnmock("../bin/commands/models.js");
+    }
+    expect(written.join("")).toMatch(/^edgepool: .*onnxruntime-node could not load its binary/);
   });
 });
