@@ -13,36 +13,35 @@ export async function procMemory(pid: number, field: "VmRSS" | "VmHWM"): Promise
 }
 
 /**
- * CPU seconds (user + system, all threads) a process has used so far, from /proc. Linux
- * counts them in clock ticks of 1/100 s (USER_HZ, 100 on every mainstream architecture).
+ * CPU seconds (user + system) in a /proc `stat` line. Linux counts them in clock ticks of
+ * 1/100 s (USER_HZ, 100 on every mainstream architecture).
  */
-export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+function statCpuSeconds(stat: string): number {
   // Fields after the command name, which is in parentheses and may hold spaces.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU seconds a process has used so far, all threads, from /proc. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  return statCpuSeconds(await readFile(`/proc/${pid}/stat`, "utf8"));
+}
+
 /**
- * CPU seconds a process's main thread has used so far, and its other threads together (for a
- * coordinator: the libuv pool's file reads, writes and flushes, as V8 runs on one thread).
+ * CPU seconds a process's threads other than its main one have used so far (for a
+ * coordinator: libuv's pool doing its file reads, writes and flushes, as V8 runs on one thread).
  */
-export async function threadCpuSeconds(pid: number): Promise<{ main: number; others: number }> {
-  let main = 0;
-  let others = 0;
+export async function helperThreadsCpuSeconds(pid: number): Promise<number> {
+  let secs = 0;
   for (const tid of await readdir(`/proc/${pid}/task`)) {
-    let stat: string;
+    if (tid === String(pid)) continue;
     try {
-      stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      secs += statCpuSeconds(await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8"));
     } catch {
-      continue; // a thread that ended between the listing and the read
+      // a thread that ended between the listing and the read
     }
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const secs = (Number(fields[11]) + Number(fields[12])) / 100;
-    if (tid === String(pid)) main += secs;
-    else others += secs;
   }
-  return { main, others };
+  return secs;
 }
 
 /**

@@ -16,19 +16,23 @@ import { CoordinatorClient } from "../coordinator/client.js";
 import { catalogModel } from "../shared/catalog.js";
 import { writeNpyFile } from "../shared/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
+import { creditFor } from "../coordinator/worker-session.js";
 import { startPool } from "../tests/helpers/procs.js";
-import { benchDir, cpuSeconds, settleDisk, threadCpuSeconds } from "./measure.js";
+import { benchDir, cpuSeconds, helperThreadsCpuSeconds, settleDisk } from "./measure.js";
 import type { Figure } from "./figure.js";
 import { rawEcho } from "./raw-echo.js";
 
 /** Runs of each side behind the dispatch and transport figures (their medians are the figures). */
 const ROUNDS = 3;
 
-/** Shards a worker may hold with short shards (slots + the deepest queue: see worker-session.ts). */
-const DEEP_CREDIT = 33;
-
-/** Shards a worker may hold with 1 MiB shards: its slot + the 4 MiB of frames a queue may hold (worker-session.ts). */
-const LARGE_CREDIT = 5;
+/**
+ * Shards the pool lets a worker of one slot hold at once with frames of `frameBytes`, when its
+ * shards take next to no time (creditFor, with the coordinator's default prefetch): the echo
+ * keeps as many messages in flight per connection.
+ */
+function poolCredit(frameBytes: number): number {
+  return creditFor(1, 1, Number.MIN_VALUE, frameBytes);
+}
 
 /** Runs of each side behind the transport figure: its jobs are short (half a second), so more of them. */
 const TRANSPORT_ROUNDS = 5;
@@ -51,12 +55,12 @@ async function timedJob(pool: { url: string; dataDir: string; coordinatorPid?: n
   // The upload's writes flushed first: the job should not share the disk with them.
   await settleDisk();
   const cpu0 = await Promise.all(pids.map(cpuSeconds));
-  const threads0 = pool.coordinatorPid ? await threadCpuSeconds(pool.coordinatorPid) : null;
+  const helpers0 = pool.coordinatorPid ? await helperThreadsCpuSeconds(pool.coordinatorPid) : 0;
   const created = await client.createJob({ model, inputs: { x: upload }, shardSize });
   const job = await client.waitForJob(created.id, { intervalMs: 1000 });
   if (job.state !== "done") throw new Error(`bench job ${job.id} ${job.state}: ${job.error ?? ""}`);
   const cpu1 = await Promise.all(pids.map(cpuSeconds));
-  const threads1 = pool.coordinatorPid ? await threadCpuSeconds(pool.coordinatorPid) : null;
+  const helpers1 = pool.coordinatorPid ? await helperThreadsCpuSeconds(pool.coordinatorPid) : 0;
   await rm(path.join(pool.dataDir, "coordinator", "jobs", job.id), { recursive: true, force: true });
   await settleDisk();
   return {
@@ -64,7 +68,7 @@ async function timedJob(pool: { url: string; dataDir: string; coordinatorPid?: n
     secs: (job.finishedAt! - job.startedAt!) / 1000,
     cpu: cpu1.map((c, i) => c - cpu0[i]!),
     /** CPU seconds of the coordinator's threads other than its main one (with `coordinatorPid`). */
-    coordinatorOthers: threads0 && threads1 ? threads1.others - threads0.others : 0,
+    coordinatorOthers: helpers1 - helpers0,
   };
 }
 
@@ -85,7 +89,8 @@ export async function dispatchRate(shards: number): Promise<Figure> {
       const { job, secs, cpu } = await timedJob({ url: pool.url, dataDir: tmp.dir }, model.sha256, file, 1, pids);
       pooled.push({ rate: job.shards / secs, coordinatorUs: (cpu[0]! * 1e6) / job.shards, workersUs: (sum(cpu.slice(1)) * 1e6) / job.shards });
       // Frame sizes as the pool sends them: a JSON header (~200 bytes) with one 1 KiB row out, 40 bytes back.
-      const echo = await rawEcho({ connections: 2, window: DEEP_CREDIT, requestBytes: 256 * 4 + 224, replyBytes: 10 * 4 + 200, messages: shards });
+      const requestBytes = 256 * 4 + 224;
+      const echo = await rawEcho({ connections: 2, window: poolCredit(requestBytes), requestBytes, replyBytes: 10 * 4 + 200, messages: shards });
       echoed.push({ rate: echo.messagesPerSec, serverUs: (echo.cpu.server * 1e6) / shards, clientUs: (echo.cpu.client * 1e6) / shards });
     }
     const value = median(pooled.map((p) => p.rate));
@@ -114,12 +119,15 @@ export async function transportRate(rows: number): Promise<Figure> {
     const width = 4096;
     const file = path.join(tmp.dir, "x.npy");
     await writeNpyFile(file, { dtype: "float32", dims: [rows, width], data: seededNormal(7, rows * width, 1) });
-    const model = await client.uploadModel(catalogModel("scale").build());
+    const scale = catalogModel("scale").build();
+    const model = await client.uploadModel(scale);
     const shardRows = 64; // 1 MiB in and 1 MiB out per shard
     await timedJob({ url: pool.url, dataDir: tmp.dir }, model.sha256, file, shardRows);
     const pids = [pool.coordinator.child.pid!, ...pool.workers.map((w) => w.child.pid!)];
     const bytes = rows * width * 4 * 2;
     const shardBytes = shardRows * width * 4;
+    // A shard frame: its rows behind a JSON header of a few hundred bytes.
+    const window = poolCredit(shardBytes + 256);
     const echoBytes = Math.ceil(rows / shardRows) * shardBytes * 2;
     // Each side is the median of TRANSPORT_ROUNDS runs, the pool's and the echo's taken in turn; and
     // where the difference goes: CPU time per MB moved, all processes of each side together.
@@ -130,7 +138,7 @@ export async function transportRate(rows: number): Promise<Figure> {
     for (let i = 0; i < TRANSPORT_ROUNDS; i++) {
       const { secs, cpu, coordinatorOthers } = await timedJob(target, model.sha256, file, shardRows, pids);
       pooled.push({ mbps: bytes / secs / 1e6, coordinator: msPerMb(cpu[0]!, bytes), workers: msPerMb(sum(cpu.slice(1)), bytes), fileIo: msPerMb(coordinatorOthers, bytes) });
-      const echo = await rawEcho({ connections: 2, window: LARGE_CREDIT, requestBytes: shardBytes, replyBytes: shardBytes, messages: Math.ceil(rows / shardRows) });
+      const echo = await rawEcho({ connections: 2, window, requestBytes: shardBytes, replyBytes: shardBytes, messages: Math.ceil(rows / shardRows) });
       echoed.push({ mbps: echo.bytesPerSec / 1e6, server: msPerMb(echo.cpu.server, echoBytes), client: msPerMb(echo.cpu.client, echoBytes) });
     }
     const value = median(pooled.map((p) => p.mbps));
@@ -140,7 +148,7 @@ export async function transportRate(rows: number): Promise<Figure> {
     // A pool that spent nothing more than the echo plus these would reach `reach`.
     const echoCpu = median(echoed.map((e) => e.server + e.client));
     const fileIo = median(pooled.map((p) => p.fileIo));
-    const modelRun = msPerMb(await modelCpuSeconds(catalogModel("scale").build(), [shardRows, width]), shardBytes * 2);
+    const modelRun = msPerMb(await modelCpuSeconds(scale, [shardRows, width]), shardBytes * 2);
     const reach = echoCpu / (echoCpu + fileIo + modelRun);
     return {
       name:
@@ -156,7 +164,7 @@ export async function transportRate(rows: number): Promise<Figure> {
       baselineName: "raw WebSocket echo, same sizes",
       ratio: value / baseline,
       cpuMsPerMb: median(pooled.map((p) => p.coordinator + p.workers)),
-      baselineCpuMsPerMb: median(echoed.map((e) => e.server + e.client)),
+      baselineCpuMsPerMb: echoCpu,
     };
   } finally {
     await pool.stop();

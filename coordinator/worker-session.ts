@@ -34,6 +34,21 @@ const MAX_PREFETCH = 32;
 /** Most bytes of shard frames a deep queue may hold per slot. */
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Shards a worker may hold at once: its slots plus shards queued behind them, so the next
+ * one is already there when one finishes. Short shards need a deeper queue to hide the round
+ * trip to the coordinator: the queue grows to cover PIPELINE_MS of the worker's measured
+ * shard time (`shardMs`), up to MAX_PREFETCH per slot, but never holds more than
+ * MAX_QUEUED_BYTES of frames per slot: large shards need no depth, and their frames are what
+ * fills memory. Never less than the slots and `prefetch` shards behind them.
+ */
+export function creditFor(slots: number, prefetch: number, shardMs: number, frameBytes: number): number {
+  const byTime = Math.ceil(PIPELINE_MS / shardMs);
+  const byBytes = frameBytes > 0 ? Math.floor(MAX_QUEUED_BYTES / frameBytes) : MAX_PREFETCH;
+  const deep = Math.min(MAX_PREFETCH, byTime, byBytes) * slots;
+  return slots + Math.max(prefetch, deep);
+}
+
 export type WorkerSessionState = "handshake" | "ready" | "draining" | "closed";
 
 export class WorkerSession {
@@ -86,26 +101,15 @@ export class WorkerSession {
     return this.hello?.workerId ?? this.connId;
   }
 
-  /**
-   * Shards this worker may hold at once: its slots plus shards queued behind them, so the next
-   * one is already there when one finishes. Short shards need a deeper queue to hide the round
-   * trip to the coordinator: the queue grows to cover PIPELINE_MS of the worker's measured
-   * shard time, up to MAX_PREFETCH per slot.
-   */
   /** Credit without a deep queue: the slots and one shard waiting behind each. */
   get baseCredit(): number {
     return (this.hello?.slots ?? 0) + this.prefetch;
   }
 
+  /** Shards this worker may hold at once (creditFor), once its shard time is measured. */
   get credit(): number {
     if (this.shardMsAvg <= 0) return this.baseCredit;
-    const slots = this.hello?.slots ?? 0;
-    // Deep enough to cover the round trip, but never holding more than MAX_QUEUED_BYTES of
-    // frames per slot: large shards need no depth, and their frames are what fills memory.
-    const byTime = Math.ceil(PIPELINE_MS / this.shardMsAvg);
-    const byBytes = this.frameBytesAvg > 0 ? Math.floor(MAX_QUEUED_BYTES / this.frameBytesAvg) : MAX_PREFETCH;
-    const deep = Math.min(MAX_PREFETCH, byTime, byBytes) * slots;
-    return slots + Math.max(this.prefetch, deep);
+    return creditFor(this.hello?.slots ?? 0, this.prefetch, this.shardMsAvg, this.frameBytesAvg);
   }
 
   /** Records the size of a shard frame sent to this worker (for the queue depth). */
