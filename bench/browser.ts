@@ -13,12 +13,12 @@
  */
 import path from "node:path";
 import { Command } from "commander";
-import { CoordinatorClient } from "../coordinator/client.js";
-import { submitJob } from "../coordinator/submit-job.js";
-import { catalogModel } from "../shared/catalog.js";
-import { writeNpyFile } from "../shared/npy-file.js";
-import { launchChromium } from "../tests/helpers/browser.js";
-import { startProc, startWorker, tempDir, type Proc } from "../tests/helpers/procs.js";
+import { CoordinatorClient } from "../coordinator/client/client.js";
+import { submitJob } from "../coordinator/client/submit-job.js";
+import { catalogModel } from "../shared/onnx/catalog.js";
+import { writeNpyFile } from "../shared/node/npy-file.js";
+import { launchChromium } from "../shared/node/chromium.js";
+import { startProc, startWorker, tempDir, type Proc } from "../shared/node/procs.js";
 
 interface Side {
   worker: string;

@@ -8,7 +8,7 @@
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { WebSocket } from "ws";
-import { clientMaskOptions } from "../shared/ws-send.js";
+import { clientMaskOptions } from "../shared/node/ws-send.js";
 
 const { values } = parseArgs({
   options: {

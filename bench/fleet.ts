@@ -7,11 +7,12 @@
 import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { createLogger } from "../shared/logger.js";
-import { startProc } from "../tests/helpers/procs.js";
-import { Swarm, parseSwarmConfig } from "../worker/swarm.js";
+import { createLogger } from "../shared/node/logger.js";
+import { startProc } from "../shared/node/procs.js";
+import { Swarm, parseSwarmConfig } from "../worker/swarm/swarm.js";
 import type { Figure } from "./figure.js";
-import { benchDir, procMemory } from "./measure.js";
+import { benchDir } from "./measure.js";
+import { procMemory } from "../shared/node/system.js";
 
 /** This process's open-file limit: each connection is a descriptor here and in the coordinator. */
 function openFileLimit(): number {

@@ -12,13 +12,14 @@
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { CoordinatorClient } from "../coordinator/client.js";
-import { catalogModel } from "../shared/catalog.js";
-import { writeNpyFile } from "../shared/npy-file.js";
+import { CoordinatorClient } from "../coordinator/client/client.js";
+import { catalogModel } from "../shared/onnx/catalog.js";
+import { writeNpyFile } from "../shared/node/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
-import { creditFor } from "../coordinator/worker-session.js";
-import { startPool } from "../tests/helpers/procs.js";
-import { benchDir, cpuSeconds, helperThreadsCpuSeconds, settleDisk } from "./measure.js";
+import { creditFor } from "../coordinator/workers/session.js";
+import { startPool } from "../shared/node/procs.js";
+import { benchDir } from "./measure.js";
+import { cpuSeconds, helperThreadsCpuSeconds, settleDisk } from "../shared/node/system.js";
 import type { Figure } from "./figure.js";
 import { rawEcho } from "./raw-echo.js";
 

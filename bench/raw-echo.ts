@@ -6,8 +6,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { NODE_FLAGS } from "../bin/node-flags.js";
-import { cpuSeconds } from "./measure.js";
+import { NODE_FLAGS } from "../shared/node/node-flags.js";
+import { cpuSeconds } from "../shared/node/system.js";
 
 export interface EchoResult {
   messagesPerSec: number;

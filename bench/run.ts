@@ -23,18 +23,20 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
-import { CoordinatorClient } from "../coordinator/client.js";
-import { submitJob } from "../coordinator/submit-job.js";
-import { catalogModel } from "../shared/catalog.js";
-import { writeNpyFile } from "../shared/npy-file.js";
+import { CoordinatorClient } from "../coordinator/client/client.js";
+import { submitJob } from "../coordinator/client/submit-job.js";
+import { catalogModel } from "../shared/onnx/catalog.js";
+import { writeNpyFile } from "../shared/node/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
-import { NpyRowWriter } from "../shared/npy-file.js";
+import { NpyRowWriter } from "../shared/node/npy-file.js";
 import { runLocally } from "../worker/local-run.js";
 import type { Figure } from "./figure.js";
 import { fleetSize } from "./fleet.js";
-import { benchDir, jobRate, procMemory, removeBenchDirs, settleDisk } from "./measure.js";
+import { benchDir, removeBenchDirs } from "./measure.js";
+import { procMemory, settleDisk } from "../shared/node/system.js";
+import { jobRate } from "../coordinator/client/job-rate.js";
 import { dispatchRate, latency, transportRate } from "./pool-rates.js";
-import { runCli, startPool, startProc, startWorker, type Proc } from "../tests/helpers/procs.js";
+import { runCli, startPool, startProc, startWorker, type Proc } from "../shared/node/procs.js";
 
 
 

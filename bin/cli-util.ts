@@ -1,8 +1,8 @@
 /** Helpers shared by the CLI commands: option validation and one-line failures. */
 import { z } from "zod";
-import type { ClientOptions } from "../coordinator/client.js";
+import type { ClientOptions } from "../coordinator/client/client.js";
 import { toEdgepoolError } from "../shared/errors.js";
-import { CaFileSchema, type PemFile } from "../shared/tls.js";
+import { CaFileSchema, type PemFile } from "../shared/node/tls.js";
 import { TokenOptionSchema } from "../shared/token.js";
 
 export const LogOptionsSchema = z.object({

@@ -11,8 +11,8 @@ import { fileURLToPath } from "node:url";
 import { Coordinator } from "../coordinator/coordinator.js";
 import { parseCoordinatorConfig } from "../coordinator/config.js";
 import { EdgepoolError } from "../shared/errors.js";
-import { createLogger } from "../shared/logger.js";
-import { NODE_FLAGS } from "./node-flags.js";
+import { createLogger } from "../shared/node/logger.js";
+import { NODE_FLAGS } from "../shared/node/node-flags.js";
 
 export const EDGEPOOL_BIN = fileURLToPath(new URL("./edgepool.js", import.meta.url));
 

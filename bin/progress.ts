@@ -7,7 +7,7 @@
  * Rate and ETA come from the coordinator's own figures for the job, not from client timing.
  */
 import cliProgress from "cli-progress";
-import type { JobView } from "../coordinator/client.js";
+import type { JobView } from "../coordinator/client/client.js";
 import { fmtRate } from "./cli-util.js";
 
 export type ProgressMode = "bar" | "lines" | "none";

@@ -4,9 +4,9 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { parseConfig } from "../shared/config.js";
-import { pemFileSchema } from "../shared/tls.js";
-import { TokenSchema, TokensFileSchema, defaultTokenName, tokenDigest, type Role, type TokenEntry } from "./auth.js";
-import { MAX_SHARD_BYTES } from "./planner.js";
+import { pemFileSchema } from "../shared/node/tls.js";
+import { TokenSchema, TokensFileSchema, defaultTokenName, tokenDigest, type Role, type TokenEntry } from "./http/auth.js";
+import { MAX_SHARD_BYTES } from "./scheduling/planner.js";
 
 /** The smallest --max-frame-mb: adaptive shards (planner.ts) must fit a frame with room to spare. */
 const MIN_FRAME_MB = (2 * MAX_SHARD_BYTES) / 2 ** 20;

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { parseConfig } from "../shared/config.js";
-import { CaFileSchema } from "../shared/tls.js";
+import { CaFileSchema } from "../shared/node/tls.js";
 import { TokenOptionSchema } from "../shared/token.js";
 import { FaultInjectSchema } from "./fault-inject.js";
 

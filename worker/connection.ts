@@ -16,13 +16,13 @@
  *
  * Callers see typed events only: `connected`, `text`, `binary`, `disconnected`.
  */
-import { clientMaskOptions, sendCoalesced } from "../shared/ws-send.js";
+import { clientMaskOptions, sendCoalesced } from "../shared/node/ws-send.js";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { WebSocket, type RawData } from "ws";
 import { backoffDelay } from "../shared/backoff.js";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import { tlsError } from "../shared/tls.js";
+import { tlsError } from "../shared/node/tls.js";
 import { authHeader } from "../shared/token.js";
 
 export { backoffDelay };

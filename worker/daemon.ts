@@ -26,7 +26,7 @@ import { EventEmitter } from "node:events";
 import path from "node:path";
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import { FramePool, type NamedTensor } from "../shared/frame.js";
+import { FramePool, type NamedTensor } from "../shared/protocol/frame.js";
 import {
   DrainingSchema,
   PROTOCOL_VERSION,
@@ -38,7 +38,7 @@ import {
   type ShardError,
   type ShardHeader,
   type Welcome,
-} from "../shared/protocol.js";
+} from "../shared/protocol/messages.js";
 import type { WorkerConfig } from "./config.js";
 import { Connection, type DisconnectInfo } from "./connection.js";
 import { buildHello } from "./hello.js";

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { EdgepoolError } from "../shared/errors.js";
-import { parseResultFrame } from "../shared/protocol.js";
+import { parseResultFrame } from "../shared/protocol/messages.js";
 
 export const FaultInjectSchema = z
   .string()

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import * as ort from "onnxruntime-node";
 import { EdgepoolError } from "../shared/errors.js";
-import { HelloSchema, PROTOCOL_VERSION, type Hello } from "../shared/protocol.js";
+import { HelloSchema, PROTOCOL_VERSION, type Hello } from "../shared/protocol/messages.js";
 import type { WorkerConfig } from "./config.js";
 
 /** onnxruntime-node's version as its package states it, for builds whose `env.versions` is empty. */

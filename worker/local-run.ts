@@ -3,7 +3,7 @@
  * measured against (demo, benchmarks, tests). One float32 input, run in fixed chunks.
  */
 import * as ort from "onnxruntime-node";
-import type { Tensor } from "../shared/tensor.js";
+import type { Tensor } from "../shared/tensor/tensor.js";
 
 export interface LocalRun {
   /** The model's first output, rows in input order. */

@@ -5,7 +5,7 @@
  * from a test or another program.
  */
 import { toEdgepoolError } from "../shared/errors.js";
-import { createLogger, flushLogs } from "../shared/logger.js";
+import { createLogger, flushLogs } from "../shared/node/logger.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
 import { WorkerDaemon } from "./daemon.js";
 import { loadWorkerId } from "./identity.js";

@@ -12,8 +12,8 @@ import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import { httpRequest } from "../shared/http-request.js";
-import { tlsError } from "../shared/tls.js";
+import { httpRequest } from "../shared/node/http-request.js";
+import { tlsError } from "../shared/node/tls.js";
 import { authHeader } from "../shared/token.js";
 
 const SHA256 = /^[0-9a-f]{64}$/;

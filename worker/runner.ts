@@ -19,11 +19,11 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import * as ort from "onnxruntime-node";
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
-import type { NamedTensor, TensorSpec } from "../shared/frame.js";
-import { validateJobInputs } from "../shared/job-inputs.js";
+import type { NamedTensor, TensorSpec } from "../shared/protocol/frame.js";
+import { validateJobInputs } from "../shared/tensor/job-inputs.js";
 import { readModelInfo, type ModelInfo } from "../shared/onnx/model-info.js";
-import { sliceRows } from "../shared/tensor-ops.js";
-import { type DType, type Tensor, bytesPerElement, checkTensor, elementCount, isDType, viewOf } from "../shared/tensor.js";
+import { sliceRows } from "../shared/tensor/tensor-ops.js";
+import { type DType, type Tensor, bytesPerElement, checkTensor, elementCount, isDType, viewOf } from "../shared/tensor/tensor.js";
 
 export interface RunnerOptions {
   /** ONNX Runtime intra-op threads per session. */

@@ -8,9 +8,9 @@
  * rather than by its speed while it computes.
  */
 import { EdgepoolError } from "../shared/errors.js";
-import { encodeFrame, planFrame, type NamedTensor } from "../shared/frame.js";
-import { concatRows, sliceRows } from "../shared/tensor-ops.js";
-import { ShardErrorSchema, type ResultHeader, type ShardError, type ShardHeader } from "../shared/protocol.js";
+import { encodeFrame, planFrame, type NamedTensor } from "../shared/protocol/frame.js";
+import { concatRows, sliceRows } from "../shared/tensor/tensor-ops.js";
+import { ShardErrorSchema, type ResultHeader, type ShardError, type ShardHeader } from "../shared/protocol/messages.js";
 import type { Runner } from "./runner.js";
 
 /** Longest `message` a shard_error may carry (the protocol's limit). */

@@ -1,7 +1,7 @@
 /** `edgepool bench scaling`: throughput against pool size, with a Universal Scalability Law fit. */
 import os from "node:os";
 import { z } from "zod";
-import { describeFit, scalingBench } from "../../bench/scaling.js";
+import { describeFit, scalingBench } from "../scaling.js";
 import { fail, parseOptions } from "../cli-util.js";
 
 const ScalingOptionsSchema = z.object({

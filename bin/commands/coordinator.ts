@@ -1,8 +1,8 @@
 /** `edgepool coordinator`: serve HTTP and WebSocket on one port until SIGINT/SIGTERM. */
 import { Coordinator } from "../../coordinator/coordinator.js";
 import { parseCoordinatorConfig } from "../../coordinator/config.js";
-import { joinBanner, joinUrls } from "../../coordinator/join-urls.js";
-import { createLogger } from "../../shared/logger.js";
+import { joinBanner, joinUrls } from "../../coordinator/join/urls.js";
+import { createLogger } from "../../shared/node/logger.js";
 import { fail, onceSignalled } from "../cli-util.js";
 
 export async function coordinatorCommand(opts: Record<string, unknown>): Promise<number> {

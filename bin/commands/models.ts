@@ -1,7 +1,7 @@
 /** `edgepool models`, `export-model` and `inspect`: the catalog and model signatures. */
 import { readFile, writeFile } from "node:fs/promises";
-import { CATALOG, catalogModel } from "../../shared/catalog.js";
-import { countFlops } from "../../shared/flops.js";
+import { CATALOG, catalogModel } from "../../shared/onnx/catalog.js";
+import { countFlops } from "../../shared/onnx/flops.js";
 import { readModelInfo } from "../../shared/onnx/model-info.js";
 import { fail, table } from "../cli-util.js";
 

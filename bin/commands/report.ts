@@ -1,7 +1,7 @@
 /** `edgepool report`: turn a coordinator's measurements into report.md and SVG charts. */
 import path from "node:path";
 import { z } from "zod";
-import { CoordinatorClient } from "../../coordinator/client.js";
+import { CoordinatorClient } from "../../coordinator/client/client.js";
 import { loadProfiles } from "../../coordinator/report/reference-profiles.js";
 import { writeReport } from "../../coordinator/report/render.js";
 import { ClientAuthSchema, clientOptions, fail, parseOptions } from "../cli-util.js";

@@ -1,6 +1,6 @@
 /** `edgepool status`: workers, jobs and pooled throughput of a coordinator. */
 import { z } from "zod";
-import { CoordinatorClient, type StatusView } from "../../coordinator/client.js";
+import { CoordinatorClient, type StatusView } from "../../coordinator/client/client.js";
 import { toEdgepoolError } from "../../shared/errors.js";
 import { ClientAuthSchema, clientOptions, fail, fmtRate, onceSignalled, parseOptions, table } from "../cli-util.js";
 import { etaSeconds, fmtEta } from "../progress.js";

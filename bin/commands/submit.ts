@@ -1,9 +1,9 @@
 /** `edgepool submit`: run one job through a coordinator and save its outputs as .npy files. */
 import { readFile, stat } from "node:fs/promises";
 import { z } from "zod";
-import { CoordinatorClient } from "../../coordinator/client.js";
-import { submitJob } from "../../coordinator/submit-job.js";
-import { catalogModel } from "../../shared/catalog.js";
+import { CoordinatorClient } from "../../coordinator/client/client.js";
+import { submitJob } from "../../coordinator/client/submit-job.js";
+import { catalogModel } from "../../shared/onnx/catalog.js";
 import { EdgepoolError } from "../../shared/errors.js";
 import { ClientAuthSchema, clientOptions, fail, fmtRate, parseOptions } from "../cli-util.js";
 import { JobProgress, progressMode } from "../progress.js";

@@ -3,8 +3,8 @@
  * test the coordinator at pool sizes no lab has, and run until SIGINT/SIGTERM.
  */
 import { z } from "zod";
-import { createLogger, type Logger, flushLogs } from "../../shared/logger.js";
-import { Swarm, parseSwarmConfig, type SwarmStats } from "../../worker/swarm.js";
+import { createLogger, type Logger, flushLogs } from "../../shared/node/logger.js";
+import { Swarm, parseSwarmConfig, type SwarmStats } from "../../worker/swarm/swarm.js";
 import { LogOptionsSchema, fail, onceSignalled, parseOptions } from "../cli-util.js";
 
 const SwarmCommandSchema = LogOptionsSchema.extend({

@@ -7,7 +7,7 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseWorkerConfig, type WorkerConfig } from "../../worker/config.js";
 import { fail } from "../cli-util.js";
-import { NODE_FLAGS } from "../node-flags.js";
+import { NODE_FLAGS } from "../../shared/node/node-flags.js";
 
 const BIN = fileURLToPath(new URL("../edgepool.js", import.meta.url));
 /** Where the unit reads EDGEPOOL_TOKEN from. */

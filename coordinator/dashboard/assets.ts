@@ -4,7 +4,7 @@
  * the page load nothing but its own origin: its script, its event stream, its icon. The
  * page's one inline <style> is allowed by its sha256, computed when the file is first read.
  */
-import { contentSecurityPolicy, inlineStyleHashes } from "../csp.js";
+import { contentSecurityPolicy, inlineStyleHashes } from "../http/csp.js";
 import { readFile } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";

@@ -6,9 +6,9 @@
  */
 import { DEFAULT_PROFILES, type Profiles } from "../report/reference-profiles.js";
 import { H100_MEASURED, h100SamplesPerSec } from "../report/claim.js";
-import type { Rates } from "../throughput.js";
-import type { JobView } from "../job-service.js";
-import type { WorkerStatus } from "../worker-session.js";
+import type { Rates } from "../observe/throughput.js";
+import type { JobView } from "../jobs/job-service.js";
+import type { WorkerStatus } from "../workers/session.js";
 
 /** Most workers listed in one snapshot; the rest are only counted. */
 export const MAX_LISTED_WORKERS = 200;

@@ -11,7 +11,7 @@
  *
  * Virtual (simulated) workers and jobs that touched them never enter a figure about real devices.
  */
-import { catalogModel, catalogNames } from "../../shared/catalog.js";
+import { catalogModel, catalogNames } from "../../shared/onnx/catalog.js";
 import type { ReportData } from "./report-data.js";
 import type { Profiles } from "./reference-profiles.js";
 

@@ -7,7 +7,7 @@
  * may differ in the last bit of Math.log/Math.cos, which a Box-Muller sampler would need.
  */
 import { EdgepoolError } from "../errors.js";
-import type { DType, Tensor } from "../tensor.js";
+import type { DType, Tensor } from "../tensor/tensor.js";
 import {
   type AttributeProto,
   AttributeType,

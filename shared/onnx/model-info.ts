@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { EdgepoolError } from "../errors.js";
-import { DTYPES, type DType } from "../tensor.js";
+import { DTYPES, type DType } from "../tensor/tensor.js";
 import { type ValueInfoProto, decodeModel, dtypeFromOnnx } from "./proto.js";
 
 export const IoInfoSchema = z.object({

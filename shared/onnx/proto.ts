@@ -9,7 +9,7 @@
  */
 import protobuf from "protobufjs/light.js";
 import { EdgepoolError } from "../errors.js";
-import { type DType, type Tensor, type TensorData, bytesPerElement, elementCount, viewOf } from "../tensor.js";
+import { type DType, type Tensor, type TensorData, bytesPerElement, elementCount, viewOf } from "../tensor/tensor.js";
 
 /** ONNX TensorProto.DataType values edgepool knows by name. */
 export const OnnxDataType = {

@@ -30,7 +30,7 @@ import {
   type Hello,
   type ShardHeader,
   type Welcome,
-} from "../../shared/protocol.js";
+} from "../../shared/protocol/messages.js";
 import type { EngineClient } from "./engine-client.js";
 
 export type AgentState = "connecting" | "ready" | "pausing" | "paused" | "failed";

@@ -4,7 +4,7 @@
  * that opens every connection, built with the shared schema so a bad value fails here.
  */
 import { EdgepoolError } from "../../shared/errors.js";
-import { HelloSchema, PROTOCOL_VERSION, type Hello } from "../../shared/protocol.js";
+import { HelloSchema, PROTOCOL_VERSION, type Hello } from "../../shared/protocol/messages.js";
 import type { EngineInfo } from "./engine-messages.js";
 
 const ID_KEY = "edgepool.workerId";

@@ -2,12 +2,12 @@
  * The join page's compute engine, a module Web Worker: ONNX Runtime runs here so the page
  * stays responsive while a shard computes. It answers `init` once (loads onnxruntime-web
  * and settles on a backend, see ort-web.ts), then `run` requests one at a time: decode the
- * shard frame (shared/protocol.ts), load its model by hash (verified), compute, and hand back
+ * shard frame (shared/protocol/messages.ts), load its model by hash (verified), compute, and hand back
  * the `result` frame, or a `failed` reply with an error code. It never throws to the page.
  */
 import "./zod-csp.js";
 import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
-import { parseShardFrame } from "../../shared/protocol.js";
+import { parseShardFrame } from "../../shared/protocol/messages.js";
 import { EngineRequestSchema, type EngineInfo, type EngineReply, type InitRequest, type RunRequest } from "./engine-messages.js";
 import { fetchModel } from "./model-fetch.js";
 import { loadOrt } from "./ort-web.js";

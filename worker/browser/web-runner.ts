@@ -1,7 +1,7 @@
 /**
  * onnxruntime-web sessions, one per model hash, and a shard's rows through them: the browser
  * twin of worker/runner.ts, with the same rules. Inputs are checked against the model's
- * signature (shared/job-inputs.ts); a model whose batch dim is fixed at 1 runs the shard one
+ * signature (shared/tensor/job-inputs.ts); a model whose batch dim is fixed at 1 runs the shard one
  * row at a time on zero-copy row views; outputs must keep the rows as dim 0, and are copied
  * once, into the `result` frame that goes back to the coordinator.
  *
@@ -13,11 +13,11 @@
  * used is released first. Loads of one model share one download.
  */
 import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
-import { planFrame, type NamedTensor, type TensorSpec } from "../../shared/frame.js";
-import { type SignatureInput, validateJobInputs } from "../../shared/job-inputs.js";
-import { ResultHeaderSchema, type ShardHeader } from "../../shared/protocol.js";
-import { sliceRows } from "../../shared/tensor-ops.js";
-import { type DType, type Tensor, checkTensor, isDType } from "../../shared/tensor.js";
+import { planFrame, type NamedTensor, type TensorSpec } from "../../shared/protocol/frame.js";
+import { type SignatureInput, validateJobInputs } from "../../shared/tensor/job-inputs.js";
+import { ResultHeaderSchema, type ShardHeader } from "../../shared/protocol/messages.js";
+import { sliceRows } from "../../shared/tensor/tensor-ops.js";
+import { type DType, type Tensor, checkTensor, isDType } from "../../shared/tensor/tensor.js";
 import type { Backend } from "./engine-messages.js";
 import type { OrtModule } from "./ort-web.js";
 
@@ -199,7 +199,7 @@ export class WebRunner {
   }
 }
 
-/** The model's tensor inputs as shared/job-inputs.ts wants them, as readModelInfo would give. */
+/** The model's tensor inputs as shared/tensor/job-inputs.ts wants them, as readModelInfo would give. */
 function signatureOf(session: Session): Signature {
   const inputs = session.inputMetadata.map((m): SignatureInput => {
     if (!m.isTensor) throw new EdgepoolError("E_DTYPE", `model input '${m.name}' is not a tensor; edgepool only serves tensor inputs`);
