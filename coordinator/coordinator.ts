@@ -28,11 +28,14 @@ import { parseRequestUrl, readBody, readJson, sendError, sendJson } from "./http
 import { JobDb } from "./jobs/job-db.js";
 import { CreateJobSchema, InlineJobSchema, JobService, jobView } from "./jobs/job-service.js";
 import { JoinPage } from "./join/page.js";
+import { CoordinatorEvents } from "./observe/events.js";
+import { logEvents } from "./observe/log-events.js";
 import { CoordinatorMetrics } from "./observe/metrics.js";
 import { ModelStore } from "./jobs/model-store.js";
 import { Scheduler } from "./scheduling/scheduler.js";
 import { Throughput } from "./observe/throughput.js";
 import { WorkerGateway } from "./workers/gateway.js";
+import { Liveness } from "./workers/liveness.js";
 
 export const VERSION = "0.1.0";
 
@@ -60,6 +63,9 @@ export class Coordinator {
   /** Jobs that had shards on virtual workers (their figures are not about real devices). */
   private readonly virtualJobs = new Set<string>();
   readonly scheduler: Scheduler;
+  /** What happens to workers, shards and jobs, for logs, metrics and tests (observe/events.ts). */
+  readonly events: CoordinatorEvents;
+  private readonly liveness: Liveness;
   readonly jobs: JobService;
   readonly models: ModelStore;
   readonly metrics: CoordinatorMetrics;
@@ -67,9 +73,8 @@ export class Coordinator {
   /** The browser worker's page and assets (GET /join), and the join QR code. */
   private readonly join: JoinPage;
   /** The dashboard's live feed (GET /api/events). */
-  private readonly events: EventStream;
+  private readonly feed: EventStream;
   private statsTimer: NodeJS.Timeout | null = null;
-  private livenessTimer: NodeJS.Timeout | null = null;
   /** Milliseconds from a shard being handed back (dead worker, timeout) to it being sent again. */
   readonly resendLatency: number[] = [];
   private lastResentAt: number | null = null;
@@ -83,8 +88,11 @@ export class Coordinator {
   ) {
     this.db = new JobDb(path.join(config.dataDir, "edgepool.sqlite"));
     this.models = new ModelStore(path.join(config.dataDir, "models"), this.db, config.maxModelBytes);
+    this.events = new CoordinatorEvents(log);
+    logEvents(this.events, log);
     this.scheduler = new Scheduler(
       log,
+      this.events,
       { real: this.throughput, virtual: this.virtualThroughput },
       {
         maxShardAttempts: config.maxShardAttempts,
@@ -96,26 +104,26 @@ export class Coordinator {
         jobFinished: (job) => {
           if (job.touchedByVirtual) this.virtualJobs.add(job.id);
           this.jobs.forget(job);
-          this.metrics.jobFinished(job);
         },
-        resent: (_d, at) => {
-          this.resendLatency.push(Date.now() - at);
-          if (this.resendLatency.length > 1000) this.resendLatency.shift();
-          this.lastResentAt = Date.now();
-        },
-        shardAccepted: (d, ms) => this.metrics.shardAccepted(d, ms),
       },
     );
-    this.metrics = new CoordinatorMetrics({ scheduler: this.scheduler, throughput: { real: this.throughput, virtual: this.virtualThroughput } });
+    this.events.on("shardDispatched", (e) => {
+      if (e.resentAfterMs === null) return;
+      this.resendLatency.push(e.resentAfterMs);
+      if (this.resendLatency.length > 1000) this.resendLatency.shift();
+      this.lastResentAt = Date.now();
+    });
+    this.metrics = new CoordinatorMetrics({ scheduler: this.scheduler, throughput: { real: this.throughput, virtual: this.virtualThroughput }, events: this.events });
     this.jobs = new JobService(config.dataDir, this.db, this.models, this.scheduler, {
       maxInputBytes: config.maxInputBytes,
       maxFrameBytes: config.maxFrameBytes,
       maxJobsPerClient: config.maxJobsPerClient,
     });
-    this.gateway = new WorkerGateway(log, this.scheduler, config);
+    this.liveness = new Liveness(log, this.scheduler, config.heartbeatTimeoutMs);
+    this.gateway = new WorkerGateway(log, this.scheduler, this.events, this.liveness, config);
     this.join = new JoinPage(log);
     this.auth = new Authenticator(config.tokens);
-    this.events = new EventStream((owner) =>
+    this.feed = new EventStream((owner) =>
       buildSnapshot(this.status(owner === null ? SEES_ALL : { seesAll: false, owner }), {
         flopsPerSample: (sha) => this.models.get(sha)?.info.flopsPerSample ?? null,
         isVirtualJob: (id) => this.virtualJobs.has(id) || this.jobs.isVirtual(id),
@@ -222,7 +230,7 @@ export class Coordinator {
       c.server.listen(config.port, config.host, () => resolve());
     });
     c.scheduleStats();
-    c.scheduleLiveness();
+    c.liveness.start();
     c.join.warm();
     const resumed = await c.jobs.resume();
     log.info({ url: c.url, dataDir: config.dataDir, protocol: PROTOCOL_VERSION, resumedJobs: resumed, ...c.securitySummary() }, "coordinator listening");
@@ -253,37 +261,6 @@ export class Coordinator {
       this.scheduleStats();
     }, this.config.statsIntervalMs);
     this.statsTimer.unref();
-  }
-
-  /**
-   * Liveness and deadlines, four times per heartbeat timeout: every worker is pinged; one
-   * that has said nothing and answered no ping for three of those periods is cut off (its
-   * shards go elsewhere), so a dead worker is declared dead within `heartbeatTimeoutMs`
-   * while a live one has had three pings to answer. Shards past their deadline are withdrawn.
-   */
-  private scheduleLiveness(): void {
-    const every = Math.max(100, Math.floor(this.config.heartbeatTimeoutMs / 4));
-    const scheduledAt = Date.now();
-    this.livenessTimer = setTimeout(() => {
-      const now = Date.now();
-      // If this process was itself blocked, workers' messages sat unread: silence proves
-      // nothing this round. Ping everyone and judge on the next tick.
-      const blocked = now - scheduledAt > 2 * every;
-      if (blocked) this.log.warn({ lateMs: now - scheduledAt - every }, "coordinator event loop was blocked; liveness check skipped once");
-      for (const w of this.scheduler.workers) {
-        if (!blocked && now - w.lastSeen >= this.config.heartbeatTimeoutMs - every) {
-          this.log.warn({ worker: w.name, silentMs: now - w.lastSeen, requeued: w.inflight.size }, "worker unresponsive; disconnecting");
-          w.socket.terminate();
-        } else if (w.socket.readyState === w.socket.OPEN) {
-          w.socket.ping();
-        }
-      }
-      if (!blocked) this.scheduler.checkDeadlines(now);
-      // Shards can fall behind with no event to notice it: look for stragglers on every tick.
-      this.scheduler.pump();
-      this.scheduleLiveness();
-    }, every);
-    this.livenessTimer.unref();
   }
 
   /**
@@ -405,7 +382,7 @@ export class Coordinator {
     if (a !== "api") throw new EdgepoolError("E_NOT_FOUND", `no route ${method} ${url.pathname}; the API lives under /api`);
 
     if (b === "health" && method === "GET") return sendJson(res, 200, { ok: true, version: VERSION, protocol: PROTOCOL_VERSION });
-    if (b === "events" && !c && method === "GET") return this.events.open(req, res, viewer.seesAll ? null : viewer.owner);
+    if (b === "events" && !c && method === "GET") return this.feed.open(req, res, viewer.seesAll ? null : viewer.owner);
     if (b === "status" && method === "GET") return sendJson(res, 200, this.status(viewer));
     if (b === "report-data" && method === "GET") return sendJson(res, 200, this.reportData(viewer));
     if (b === "models" && !c && method === "POST") {
@@ -497,9 +474,9 @@ export class Coordinator {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.acceptingWork = false;
-      this.events.close();
+      this.feed.close();
       if (this.statsTimer) clearTimeout(this.statsTimer);
-      if (this.livenessTimer) clearTimeout(this.livenessTimer);
+      this.liveness.close();
       for (const ws of this.wss.clients) ws.close(1001, "coordinator shutting down");
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeAllConnections();

@@ -204,7 +204,7 @@ export class JobService {
         throw err;
       }
       // Settles once the inputs are on disk, or once the job has failed for want of them.
-      const inputsWritten = written.catch((err: unknown) => this.scheduler.failJob(job, `could not write its inputs: ${toEdgepoolError(err, "E_IO").message}`));
+      const inputsWritten = written.catch((err: unknown) => this.scheduler.failJob(job, new EdgepoolError("E_IO", `could not write its inputs: ${toEdgepoolError(err, "E_IO").message}`, { cause: err })));
       return { job, inputsWritten };
     });
   }

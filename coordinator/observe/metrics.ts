@@ -12,7 +12,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { Job } from "../jobs/job.js";
 import type { SchedulerCounters } from "../scheduling/scheduler.js";
 import type { Throughput } from "./throughput.js";
-import type { Dispatch, WorkerSession } from "../workers/session.js";
+import type { WorkerSession } from "../workers/session.js";
+import type { CoordinatorEvents } from "./events.js";
 
 export type WorkerKind = "real" | "virtual";
 const KINDS: readonly WorkerKind[] = ["real", "virtual"];
@@ -28,15 +29,14 @@ export interface MetricsSources {
     readonly activeJobs: readonly Job[];
   };
   throughput: Record<WorkerKind, Throughput>;
+  /** Shard round trips and finished jobs are counted from these. */
+  events: CoordinatorEvents;
 }
 
 export class CoordinatorMetrics {
   readonly registry = new Registry();
   private readonly shardDuration: Histogram<"kind">;
   private readonly jobsFinished: Counter<"state">;
-  /** Jobs already counted as finished (a job may be reported twice on a failing close). */
-  private readonly finished = new WeakSet<Job>();
-
   constructor(src: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -153,18 +153,15 @@ export class CoordinatorMetrics {
         for (const j of src.scheduler.activeJobs) this.set({ job: j.id }, j.row.rows);
       },
     });
+    this.subscribe(src.events);
   }
 
-  /** Records one accepted shard's round trip (the scheduler's `shardAccepted` hook). */
-  shardAccepted(d: Dispatch, ms: number): void {
-    this.shardDuration.observe({ kind: d.worker.virtual ? "virtual" : "real" }, ms / 1000);
-  }
-
-  /** Counts a job that reached a terminal state (the scheduler's `jobFinished` hook). */
-  jobFinished(job: Job): void {
-    if (job.active || this.finished.has(job)) return;
-    this.finished.add(job);
-    this.jobsFinished.inc({ state: job.state });
+  /** Counts shard round trips and jobs reaching a terminal state (each emits one terminal event). */
+  private subscribe(events: CoordinatorEvents): void {
+    events.on("shardDone", (e) => this.shardDuration.observe({ kind: e.virtual ? "virtual" : "real" }, e.ms / 1000));
+    events.on("jobDone", () => this.jobsFinished.inc({ state: "done" }));
+    events.on("jobFailed", () => this.jobsFinished.inc({ state: "failed" }));
+    events.on("jobCancelled", () => this.jobsFinished.inc({ state: "cancelled" }));
   }
 
   /** Answers a scrape in the Prometheus text format. */

@@ -22,13 +22,14 @@
  * quarantined: it stays connected, gets no work, and stays quarantined if it reconnects.
  */
 import type { Logger } from "pino";
-import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
+import { EdgepoolError, isErrorCode, toEdgepoolError } from "../../shared/errors.js";
 import { FramePool, type NamedTensor } from "../../shared/protocol/frame.js";
 import { parseResultFrame, type Draining, type ResultHeader, type ShardError } from "../../shared/protocol/messages.js";
 import type { Job, ShardTask } from "../jobs/job.js";
 import { Limiter } from "../../shared/limiter.js";
 import { shardRows, updateRate } from "./planner.js";
 import type { Canary } from "./canary.js";
+import type { CoordinatorEvents } from "../observe/events.js";
 import type { Throughput } from "../observe/throughput.js";
 import { Replicas, resultsAgree } from "./verification.js";
 import type { Dispatch, WorkerSession } from "../workers/session.js";
@@ -63,12 +64,9 @@ export interface SchedulerOptions {
   minShardTimeoutMs: number;
 }
 
-export interface SchedulerEvents {
+/** What the job service must know that is not an event for everyone: a job left scheduling for good. */
+export interface SchedulerHooks {
   jobFinished(job: Job): void;
-  /** A shard that had been handed back (dead worker, timeout, error) was sent again. */
-  resent?(d: Dispatch, handedBackAt: number): void;
-  /** A shard's result was accepted, `ms` after its frame was sent. */
-  shardAccepted?(d: Dispatch, ms: number): void;
 }
 
 /** Deadline multiple of the predicted time, per shard queued ahead on the worker. */
@@ -116,9 +114,10 @@ export class Scheduler {
 
   constructor(
     private readonly log: Logger,
+    private readonly events: CoordinatorEvents,
     private readonly throughput: { real: Throughput; virtual: Throughput },
     private readonly opts: SchedulerOptions,
-    private readonly events: SchedulerEvents,
+    private readonly hooks: SchedulerHooks,
   ) {}
 
   get activeJobs(): readonly Job[] {
@@ -195,8 +194,10 @@ export class Scheduler {
       task.attempts += 1;
       task.failedOn.add(d.worker.id);
       task.causes.push(`${d.worker.name}: ${cause.code} ${cause.message}`);
+      this.events.emit("shardRetried", { jobId: job.id, shard: task.idx, workerId: d.worker.id, code: cause.code, message: cause.message, attempts: task.attempts });
       if (task.attempts >= this.opts.maxShardAttempts) {
-        this.failJob(job, `shard ${task.idx} (rows ${task.start}-${task.end}) failed ${task.attempts} times: ${task.causes.join("; ")}`);
+        const code = isErrorCode(cause.code) ? cause.code : "E_INFERENCE";
+        this.failJob(job, new EdgepoolError(code, `shard ${task.idx} (rows ${task.start}-${task.end}) failed ${task.attempts} times: ${task.causes.join("; ")}`));
         return;
       }
     }
@@ -239,16 +240,6 @@ export class Scheduler {
     this.pump();
   }
 
-  /**
-   * Fills free credit on the workers that may have some; idle workers left over take straggler
-   * copies. Only workers whose credit was freed since they were last full are visited, so a
-   * result costs work in proportion to what it freed, not to the size of the pool.
-   */
-  /** Per-shard debug lines are built only when they will be written (tiny shards: tens of thousands a second). */
-  private get debug(): boolean {
-    return this.log.isLevelEnabled("debug");
-  }
-
   private pumpQueued = false;
 
   /** Pumps once the current turn's work is done (many results in one socket read: one pump). */
@@ -261,6 +252,11 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Fills free credit on the workers that may have some; idle workers left over take straggler
+   * copies. Only workers whose credit was freed since they were last full are visited, so a
+   * result costs work in proportion to what it freed, not to the size of the pool.
+   */
   pump(): void {
     if (this.jobs.length === 0) return;
     const ready = this.workers.size - this.drainingCount;
@@ -422,7 +418,10 @@ export class Scheduler {
     w.shardsSent += 1;
     w.rowsSent += rows;
     w.lastShardRows = rows;
-    if (job.state === "queued") job.transition("running");
+    if (job.state === "queued") {
+      job.transition("running");
+      this.events.emit("jobStarted", { jobId: job.id });
+    }
     const handedBackAt = this.handedBack.get(task);
     if (handedBackAt !== undefined) this.handedBack.delete(task);
     this.reading
@@ -436,12 +435,16 @@ export class Scheduler {
         w.noteFrameBytes(frame.byteLength);
         this.counters.dispatched += 1;
         this.counters.bytesOut += frame.byteLength;
-        if (handedBackAt !== undefined) this.events.resent?.(d, handedBackAt);
-        if (this.debug) this.log.debug({ jobId: job.id, shardId, worker: w.name, start: task.start, end: task.end, duplicate }, "shard sent");
+        if (this.events.listening("shardDispatched")) {
+          this.events.emit("shardDispatched", {
+            jobId: job.id, shardId, workerId: w.id, start: task.start, end: task.end, duplicate,
+            resentAfterMs: handedBackAt === undefined ? null : d.sentAt - handedBackAt,
+          });
+        }
       })
       .catch((err: unknown) => {
         if (w.inflight.get(shardId) !== d) return;
-        this.failJob(job, `could not read input rows ${task.start}-${task.end}: ${toEdgepoolError(err, "E_IO").message}`);
+        this.failJob(job, new EdgepoolError("E_IO", `could not read input rows ${task.start}-${task.end}: ${toEdgepoolError(err, "E_IO").message}`, { cause: err }));
       });
   }
 
@@ -535,7 +538,7 @@ export class Scheduler {
       this.counters.failed += 1;
       this.log.warn({ jobId: job.id, shard: task.idx, groups: verdict.groups }, "replicas disagree; starting over");
       if (task.attempts >= this.opts.maxShardAttempts) {
-        this.failJob(job, `shard ${task.idx} (rows ${task.start}-${task.end}) could not be verified: ${task.causes.join("; ")}`);
+        this.failJob(job, new EdgepoolError("E_INFERENCE", `shard ${task.idx} (rows ${task.start}-${task.end}) could not be verified: ${task.causes.join("; ")}`));
         return;
       }
       this.requestReplicas(job, task);
@@ -563,7 +566,7 @@ export class Scheduler {
     this.quarantine.set(w.id, reason);
     this.counters.quarantined += 1;
     this.hungry.delete(w);
-    this.log.warn({ worker: w.name, workerId: w.id, trust: w.trust, reason }, "worker quarantined");
+    this.events.emit("workerQuarantined", { workerId: w.id, name: w.name, trust: w.trust, reason });
     for (const d of [...w.inflight.values()]) this.withdraw(d, null, true);
     for (const job of this.jobs) {
       if (!job.verifying) continue;
@@ -603,9 +606,9 @@ export class Scheduler {
         }
         this.counters.completed += 1;
         (w.virtual ? this.throughput.virtual : this.throughput.real).record(rows, rows * job.flopsPerSample);
-        const ms = Date.now() - d.sentAt;
-        this.events.shardAccepted?.(d, ms);
-        if (this.debug) this.log.debug({ jobId: job.id, shardId: header.shardId, worker: w.name, rows, ms }, "shard done");
+        if (this.events.listening("shardDone")) {
+          this.events.emit("shardDone", { jobId: job.id, shardId: header.shardId, workerId: w.id, rows, ms: Date.now() - d.sentAt, virtual: w.virtual });
+        }
         if (job.complete && job.active) {
           this.finishJob(job);
           this.pumpSoon();
@@ -614,7 +617,7 @@ export class Scheduler {
       .catch((err: unknown) => {
         const e = toEdgepoolError(err, "E_IO");
         if (e.code === "E_IO" || e.code === "E_INTERNAL") {
-          this.failJob(job, `could not write rows ${task.start}-${task.end}: ${e.message}`);
+          this.failJob(job, new EdgepoolError(e.code, `could not write rows ${task.start}-${task.end}: ${e.message}`, { cause: err }));
         } else {
           this.counters.failed += 1;
           this.withdraw(d, e);
@@ -651,20 +654,23 @@ export class Scheduler {
         const row = job.stored();
         const secs = ((row.finishedAt ?? 0) - (row.startedAt ?? 0)) / 1000;
         const samplesPerSec = secs > 0 ? row.rows / secs : 0;
-        this.log.info({ jobId: job.id, rows: row.rows, shards: row.shardsDone, seconds: secs, samplesPerSec: Math.round(samplesPerSec * 100) / 100, virtual: job.touchedByVirtual }, "job done");
+        this.events.emit("jobDone", { jobId: job.id, rows: row.rows, shards: row.shardsDone, seconds: secs, samplesPerSec: Math.round(samplesPerSec * 100) / 100, virtual: job.touchedByVirtual });
       })
       .catch((err: unknown) => {
-        job.transition("failed", `could not finish writing outputs: ${toEdgepoolError(err).message}`);
+        const e = toEdgepoolError(err, "E_IO");
+        const message = `could not finish writing outputs: ${e.message}`;
+        job.transition("failed", message);
+        this.events.emit("jobFailed", { jobId: job.id, code: e.code, message, virtual: job.touchedByVirtual });
       })
-      .finally(() => this.events.jobFinished(job));
+      .finally(() => this.hooks.jobFinished(job));
   }
 
   /** Fails a job: withdraws its shards, records the reason, removes partial outputs. */
-  failJob(job: Job, reason: string): void {
+  failJob(job: Job, error: EdgepoolError): void {
     if (!job.active) return;
     this.withdrawJob(job, "job failed");
-    job.transition("failed", reason);
-    this.log.error({ jobId: job.id, err: reason }, "job failed");
+    job.transition("failed", error.message);
+    this.events.emit("jobFailed", { jobId: job.id, code: error.code, message: error.message, virtual: job.touchedByVirtual });
     this.cleanUp(job, "failure");
   }
 
@@ -673,7 +679,7 @@ export class Scheduler {
     if (!job.active) throw new EdgepoolError("E_STATE", `job ${job.id} is already ${job.state}`);
     this.withdrawJob(job, "job cancelled");
     job.transition("cancelled", "cancelled by request");
-    this.log.info({ jobId: job.id }, "job cancelled");
+    this.events.emit("jobCancelled", { jobId: job.id, virtual: job.touchedByVirtual });
     this.cleanUp(job, "cancel");
   }
 
@@ -682,7 +688,7 @@ export class Scheduler {
       .closeFiles()
       .then(() => job.discardOutputs())
       .catch((err: unknown) => this.log.warn({ jobId: job.id, err: toEdgepoolError(err).message }, `cleanup after ${why}`))
-      .finally(() => this.events.jobFinished(job));
+      .finally(() => this.hooks.jobFinished(job));
   }
 
   busyWorkers(): number {

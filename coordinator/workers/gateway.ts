@@ -18,7 +18,9 @@ import type { RawData, WebSocket } from "ws";
 import { EdgepoolError, toEdgepoolError, wsCloseCodeFor } from "../../shared/errors.js";
 import { PROTOCOL_VERSION, checkProtocolVersion, parseWorkerText } from "../../shared/protocol/messages.js";
 import { TokenBucket } from "./rate-limit.js";
+import type { CoordinatorEvents } from "../observe/events.js";
 import type { Scheduler } from "../scheduling/scheduler.js";
+import type { Liveness } from "./liveness.js";
 import { WorkerSession } from "./session.js";
 
 const MAX_MALFORMED = 10;
@@ -42,6 +44,8 @@ export class WorkerGateway {
   constructor(
     private readonly log: Logger,
     private readonly scheduler: Scheduler,
+    private readonly events: CoordinatorEvents,
+    private readonly liveness: Liveness,
     private readonly opts: { prefetch: number; helloTimeoutMs: number; maxMessagesPerSec: number },
   ) {}
 
@@ -95,7 +99,7 @@ export class WorkerGateway {
       if (owed) session.resultsReceived += 1;
       else if (!admit()) return;
       if (session.refused || session.state === "closed") return;
-      session.lastSeen = Date.now();
+      this.liveness.heard(session);
       try {
         const bytes = toBytes(data);
         if (isBinary) this.onBinary(session, bytes);
@@ -109,7 +113,7 @@ export class WorkerGateway {
     });
     socket.on("ping", () => void admit());
     socket.on("pong", () => {
-      if (admit()) session.lastSeen = Date.now();
+      if (admit()) this.liveness.heard(session);
     });
     socket.on("error", (err) => this.log.warn({ worker: session.name, err: err.message }, "worker socket error"));
     socket.on("close", (code) => {
@@ -117,9 +121,7 @@ export class WorkerGateway {
       this.connections -= 1;
       const wasReady = session.state === "ready" || session.state === "draining";
       session.state = "closed";
-      if (wasReady) {
-        this.log.info({ worker: session.name, workerId: session.hello?.workerId, code, requeued: session.inflight.size }, "worker left");
-      }
+      if (wasReady) this.events.emit("workerLeft", { workerId: session.id, name: session.name, code, requeued: session.inflight.size });
       this.scheduler.removeWorker(session);
     });
   }
@@ -138,10 +140,9 @@ export class WorkerGateway {
       session.hello = msg;
       session.state = "ready";
       session.send(JSON.stringify({ type: "welcome", protocol: PROTOCOL_VERSION, workerId: msg.workerId, modelPath: "/models" }));
-      this.log.info(
-        { worker: msg.name, workerId: msg.workerId, platform: msg.platform, cpus: msg.cpus, threads: msg.threads, slots: msg.slots, remote: session.remote },
-        "worker joined",
-      );
+      this.events.emit("workerJoined", {
+        workerId: msg.workerId, name: msg.name, platform: msg.platform, cpus: msg.cpus, threads: msg.threads, slots: msg.slots, virtual: msg.virtual, remote: session.remote,
+      });
       this.scheduler.addWorker(session);
       return;
     }
