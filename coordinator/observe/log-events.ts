@@ -39,11 +39,14 @@ export const EVENT_LINES = {
 /** What the log line of event `K` carries. */
 export type EventLine<K extends CoordinatorEventName> = z.infer<(typeof EVENT_LINES)[K]>;
 
+/** The same schemas, typed per name, so that looking one up by a generic name keeps its type. */
+const LINE_SCHEMAS: { [K in CoordinatorEventName]: z.ZodType<EventLine<K>> } = EVENT_LINES;
+
 /** Parses one log line (JSON, from unknown) as event `name`; undefined when it is another line. */
 export function parseEventLine<K extends CoordinatorEventName>(line: unknown, name: K): EventLine<K> | undefined {
   if (typeof line !== "object" || line === null || !("event" in line) || line.event !== name) return undefined;
-  const r = EVENT_LINES[name].safeParse(line);
-  return r.success ? (r.data as EventLine<K>) : undefined;
+  const r = LINE_SCHEMAS[name].safeParse(line);
+  return r.success ? r.data : undefined;
 }
 
 type Level = "debug" | "info" | "warn" | "error";
