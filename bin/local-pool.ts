@@ -71,17 +71,35 @@ export class LocalPool {
     return pool;
   }
 
-  /** Resolves once `n` workers are connected. */
-  async waitForWorkers(n: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.coordinator.scheduler.workers.size < n) {
-      const dead = this.children.find((c) => c.exitCode !== null);
-      if (dead) throw new EdgepoolError("E_UNAVAILABLE", `a local worker exited with code ${dead.exitCode} before joining`);
-      if (Date.now() > deadline) {
-        throw new EdgepoolError("E_TIMEOUT", `only ${this.coordinator.scheduler.workers.size} of ${n} local workers joined within ${timeoutMs} ms`);
+  /**
+   * Resolves once `n` workers are connected: checked on each workerJoined event (the
+   * scheduler has the worker once the event's listeners have run). Rejects when a local
+   * worker exits first, or after `timeoutMs`.
+   */
+  waitForWorkers(n: number, timeoutMs: number): Promise<void> {
+    const { events, scheduler } = this.coordinator;
+    return new Promise<void>((resolve, reject) => {
+      const exits = this.children.map((c) => {
+        const onExit = (code: number | null) => settle(new EdgepoolError("E_UNAVAILABLE", `a local worker exited with code ${code} before joining`));
+        c.once("exit", onExit);
+        return () => c.off("exit", onExit);
+      });
+      const timer = setTimeout(() => settle(new EdgepoolError("E_TIMEOUT", `only ${scheduler.workers.size} of ${n} local workers joined within ${timeoutMs} ms`)), timeoutMs);
+      const off = events.on("workerJoined", () => queueMicrotask(check));
+      function settle(err: EdgepoolError | null): void {
+        clearTimeout(timer);
+        off();
+        for (const offExit of exits) offExit();
+        if (err) reject(err);
+        else resolve();
       }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      function check(): void {
+        if (scheduler.workers.size >= n) settle(null);
+      }
+      const dead = this.children.find((c) => c.exitCode !== null);
+      if (dead) settle(new EdgepoolError("E_UNAVAILABLE", `a local worker exited with code ${dead.exitCode} before joining`));
+      else check();
+    });
   }
 
   /** Stops workers (SIGTERM, then SIGKILL after 5 s), the coordinator, and removes temp files. */

@@ -93,6 +93,11 @@ export const CoordinatorConfigSchema = z
     minShardTimeoutMs: z.coerce.number().int().positive().default(5_000),
     /** A worker silent this long (no message, no pong) is declared dead. */
     heartbeatTimeoutMs: z.coerce.number().int().min(500).default(10_000),
+    /**
+     * How long a close waits for requests in flight and worker sockets to finish before it
+     * cuts them off (the second SIGINT/SIGTERM exits at once anyway).
+     */
+    closeGraceMs: z.coerce.number().int().min(0).default(5_000),
     /** Attempts per shard before its job fails. */
     maxShardAttempts: z.coerce.number().int().min(1).max(100).default(3),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -28,8 +28,14 @@ export async function coordinatorCommand(opts: Record<string, unknown>): Promise
     signals.dispose();
     return fail("coordinator", err);
   }
+  // The first signal closes gracefully, by force after the grace period (closeGraceMs); a second one exits at once.
   await signals.promise;
-  await coordinator.close();
-  signals.dispose();
+  try {
+    await coordinator.close();
+  } catch (err) {
+    return fail("coordinator", err);
+  } finally {
+    signals.dispose();
+  }
   return 0;
 }

@@ -1,6 +1,7 @@
 /**
  * The client SDK: what `submit`, `status` and tests use to talk to a coordinator over HTTP.
- * Every response is parsed with zod; HTTP errors come back as EdgepoolError with the
+ * Every response is parsed with zod, with the very schemas the coordinator's views are typed
+ * by (coordinator/api/); HTTP errors come back as EdgepoolError with the
  * coordinator's code and message; an unreachable coordinator is E_UNAVAILABLE.
  */
 import { createReadStream, createWriteStream } from "node:fs";
@@ -12,112 +13,19 @@ import { EdgepoolError, isErrorCode, toEdgepoolError } from "../../shared/errors
 import { httpRequest, httpRequestBytes, type BytesResponse, type HttpRequestOptions } from "../../shared/node/http-request.js";
 import { authHeader } from "../../shared/token.js";
 import { tlsError } from "../../shared/node/tls.js";
-import { IoInfoSchema } from "../../shared/onnx/model-info.js";
 import { ReportDataSchema } from "../report/report-data.js";
-import { DTYPES } from "../../shared/tensor/tensor.js";
 import { FRAME_MEDIA_TYPE, decodeFrame, encodeFrame, type NamedTensor } from "../../shared/protocol/frame.js";
+import { ErrorBodySchema } from "../api/errors.js";
+import { type CreateJobRequest, InlineAnswerHeaderSchema, type InlineJobSpec, type JobView, JobViewSchema } from "../api/jobs.js";
+import { ModelViewSchema } from "../api/models.js";
+import { HealthViewSchema, StatusViewSchema } from "../api/status.js";
+import { UploadViewSchema } from "../api/uploads.js";
 
-const ErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
-
-export const ModelViewSchema = z.object({
-  sha256: z.string(),
-  bytes: z.number(),
-  inputs: z.array(IoInfoSchema),
-  outputs: z.array(IoInfoSchema),
-  fixedBatch: z.boolean(),
-  flopsPerSample: z.number(),
-});
-
-export const UploadViewSchema = z.object({ id: z.string(), dtype: z.enum(DTYPES), shape: z.array(z.number()), bytes: z.number() });
-
-const TensorMetaSchema = z.object({ name: z.string(), dtype: z.enum(DTYPES), shape: z.array(z.number()) });
-export const JobViewSchema = z.object({
-  id: z.string(),
-  state: z.enum(["queued", "running", "done", "failed", "cancelled"]),
-  model: z.string(),
-  rows: z.number(),
-  shardSize: z.number().nullable(),
-  nextRow: z.number(),
-  shards: z.number(),
-  shardsDone: z.number(),
-  samplesDone: z.number(),
-  progress: z.number(),
-  samplesPerSec: z.number(),
-  error: z.string().nullable(),
-  inputs: z.array(TensorMetaSchema),
-  outputs: z.array(TensorMetaSchema),
-  createdAt: z.number(),
-  startedAt: z.number().nullable(),
-  finishedAt: z.number().nullable(),
-  redundancy: z.number().default(1),
-});
-export type JobView = z.infer<typeof JobViewSchema>;
-
-/** A job's settings: the model's sha256 and, optionally, shard size and verification. */
-export interface InlineJobSpec {
-  model: string;
-  shardSize?: number;
-  redundancy?: number;
-  rtol?: number;
-  atol?: number;
-  canaries?: number;
-}
-
-export const WorkerViewSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  state: z.string(),
-  busy: z.boolean(),
-  platform: z.string(),
-  cpus: z.number(),
-  threads: z.number(),
-  slots: z.number(),
-  virtual: z.boolean(),
-  inflight: z.number(),
-  shardsDone: z.number(),
-  samplesDone: z.number(),
-  shardErrors: z.number(),
-  lastShardRows: z.number(),
-  meanShardRows: z.number(),
-  maxCpu: z.number(),
-  computeMs: z.number(),
-  samplesPerSec: z.number(),
-  connectedAt: z.number(),
-  lastSeen: z.number(),
-  /** The inference backend the worker reported (cpu, wasm, webgpu), when it did. */
-  backend: z.string().nullable().default(null),
-  trust: z.number().default(0.5),
-  agreements: z.number().default(0),
-  disagreements: z.number().default(0),
-  quarantined: z.boolean().default(false),
-});
-export type WorkerView = z.infer<typeof WorkerViewSchema>;
-
-export const StatusViewSchema = z.object({
-  version: z.string(),
-  protocol: z.number(),
-  url: z.string(),
-  uptimeSec: z.number(),
-  workers: z.array(WorkerViewSchema),
-  jobs: z.array(JobViewSchema),
-  throughput: z.object({
-    shardsPerSec: z.number(),
-    samplesPerSec: z.number(),
-    gflopsPerSec: z.number(),
-    totalShards: z.number(),
-    totalSamples: z.number(),
-    totalGflop: z.number(),
-  }),
-  virtualThroughput: z.object({ totalShards: z.number(), totalSamples: z.number(), peakShardsPerSec: z.number() }),
-  counters: z.record(z.string(), z.number()),
-  failover: z.object({
-    resends: z.number(),
-    lastResentAt: z.number().nullable(),
-    resendLatencyMs: z.object({ median: z.number(), max: z.number() }),
-  }),
-  memory: z.object({ rssBytes: z.number() }),
-});
-export type StatusView = z.infer<typeof StatusViewSchema>;
+export { JobViewSchema, type JobView, type CreateJobRequest, type InlineJobSpec } from "../api/jobs.js";
+export { ModelViewSchema, type ModelView } from "../api/models.js";
+export { HealthViewSchema, StatusViewSchema, type HealthView, type StatusView } from "../api/status.js";
+export { UploadViewSchema, type UploadView } from "../api/uploads.js";
+export { WorkerViewSchema, type WorkerView } from "../api/workers.js";
 
 const TERMINAL = new Set(["done", "failed", "cancelled"]);
 
@@ -222,8 +130,8 @@ export class CoordinatorClient {
     return r.data;
   }
 
-  health(): Promise<{ ok: boolean; version: string; protocol: number }> {
-    return this.json(z.object({ ok: z.boolean(), version: z.string(), protocol: z.number() }), "/api/health", {}, 5000);
+  health() {
+    return this.json(HealthViewSchema, "/api/health", {}, 5000);
   }
 
   uploadModel(bytes: Uint8Array) {
@@ -240,7 +148,7 @@ export class CoordinatorClient {
     );
   }
 
-  createJob(req: InlineJobSpec & { inputs: Record<string, string> }) {
+  createJob(req: CreateJobRequest) {
     return this.json(JobViewSchema, "/api/jobs", { method: "POST", body: JSON.stringify(req), headers: { "content-type": "application/json" } });
   }
 
@@ -271,7 +179,7 @@ export class CoordinatorClient {
     } catch (err) {
       throw unexpected(toEdgepoolError(err).message);
     }
-    const header = z.object({ job: JobViewSchema }).safeParse(frame.header);
+    const header = InlineAnswerHeaderSchema.safeParse(frame.header);
     if (!header.success) throw unexpected(header.error.issues[0]?.message ?? "");
     return { job: header.data.job, outputs: frame.tensors };
   }

@@ -22,10 +22,8 @@ const ASSETS: ReadonlyMap<string, Asset> = new Map([
 
 const loaded = new Map<string, Promise<{ body: Buffer; csp: string }>>();
 
-/** True for the paths this module serves. */
-export function isDashboardAsset(pathname: string): boolean {
-  return ASSETS.has(pathname);
-}
+/** The paths this module serves (GET only). */
+export const DASHBOARD_PATHS: readonly string[] = [...ASSETS.keys()];
 
 /** Answers a GET for one of the dashboard's files. */
 export async function serveDashboardAsset(res: ServerResponse, pathname: string): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * The dashboard's view of the pool: a compact snapshot built from `Coordinator.status()`,
+ * The dashboard's view of the pool: a compact snapshot built from the status view (api/status.ts),
  * small enough to send every second to every open dashboard whatever the pool's size.
  * Worker and job lists are capped (real workers listed before virtual ones) and come with
  * counts; virtual (simulated) work is kept in fields of its own and never enters a real figure.
@@ -7,8 +7,9 @@
 import { DEFAULT_PROFILES, type Profiles } from "../report/reference-profiles.js";
 import { H100_MEASURED, h100SamplesPerSec } from "../report/claim.js";
 import type { Rates } from "../observe/throughput.js";
-import type { JobView } from "../jobs/job-service.js";
-import type { WorkerStatus } from "../workers/session.js";
+import type { JobView } from "../api/jobs.js";
+import type { StatusView } from "../api/status.js";
+import type { WorkerView } from "../api/workers.js";
 
 /** Most workers listed in one snapshot; the rest are only counted. */
 export const MAX_LISTED_WORKERS = 200;
@@ -17,15 +18,8 @@ export const MAX_ACTIVE_JOBS = 50;
 export const MAX_FINISHED_JOBS = 20;
 const MAX_ERROR_CHARS = 300;
 
-/** The part of `Coordinator.status()` a snapshot is built from. */
-export interface StatusInput {
-  version: string;
-  uptimeSec: number;
-  workers: readonly WorkerStatus[];
-  jobs: readonly JobView[];
-  throughput: { shardsPerSec: number; samplesPerSec: number; gflopsPerSec: number; totalSamples: number; totalGflop: number };
-  virtualThroughput: { totalShards: number; totalSamples: number };
-}
+/** The part of the status view a snapshot is built from. */
+export type StatusInput = Pick<StatusView, "version" | "uptimeSec" | "workers" | "jobs" | "throughput" | "virtualThroughput">;
 
 /** What the snapshot needs beyond the status: model costs, virtual jobs, the virtual rate. */
 export interface SnapshotContext {
@@ -148,9 +142,9 @@ export function buildSnapshot(status: StatusInput, ctx: SnapshotContext): Dashbo
   };
 }
 
-function workerSummary(all: readonly WorkerStatus[]): DashboardSnapshot["workers"] {
-  const real: WorkerStatus[] = [];
-  const virtual: WorkerStatus[] = [];
+function workerSummary(all: readonly WorkerView[]): DashboardSnapshot["workers"] {
+  const real: WorkerView[] = [];
+  const virtual: WorkerView[] = [];
   let realBusy = 0;
   let virtualBusy = 0;
   for (const w of all) {
@@ -164,7 +158,7 @@ function workerSummary(all: readonly WorkerStatus[]): DashboardSnapshot["workers
   }
   // Oldest connection first, so rows keep their places from one second to the next. The
   // registry already holds workers in connection order; the sort only guards that.
-  const byAge = (a: WorkerStatus, b: WorkerStatus) => a.connectedAt - b.connectedAt;
+  const byAge = (a: WorkerView, b: WorkerView) => a.connectedAt - b.connectedAt;
   const listedReal = real.sort(byAge).slice(0, MAX_LISTED_WORKERS);
   const listedVirtual = virtual.sort(byAge).slice(0, MAX_LISTED_WORKERS - listedReal.length);
   return {
@@ -177,7 +171,7 @@ function workerSummary(all: readonly WorkerStatus[]): DashboardSnapshot["workers
   };
 }
 
-function workerRow(w: WorkerStatus): WorkerRow {
+function workerRow(w: WorkerView): WorkerRow {
   return {
     id: w.id,
     name: w.name,

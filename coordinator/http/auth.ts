@@ -21,6 +21,7 @@ import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { EdgepoolError, httpStatusFor } from "../../shared/errors.js";
+import { errorBody } from "../api/errors.js";
 
 export const ROLES = ["worker", "client", "admin"] as const;
 export type Role = (typeof ROLES)[number];
@@ -192,7 +193,7 @@ export function selectProtocol(protocols: Set<string>): string | false {
 /** Answers a refused WebSocket upgrade with a plain HTTP error before any WebSocket opens. */
 export function refuseUpgrade(socket: Duplex, e: EdgepoolError): void {
   const status = httpStatusFor(e.code);
-  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  const body = JSON.stringify(errorBody(e));
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}`,
     "Connection: close",

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { z } from "zod";
 import { EdgepoolError, httpStatusFor, toEdgepoolError } from "../../shared/errors.js";
+import { errorBody } from "../api/errors.js";
 
 const MAX_JSON_BODY = 1024 * 1024;
 
@@ -33,7 +34,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
       }, LINGER_MS).unref();
     });
   }
-  sendJson(res, httpStatusFor(e.code), { error: { code: e.code, message: e.message } });
+  sendJson(res, httpStatusFor(e.code), errorBody(e));
 }
 
 /** The request's URL and its decoded path segments; a malformed URL or escape is E_BAD_REQUEST. */

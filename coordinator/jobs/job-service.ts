@@ -424,30 +424,3 @@ export class JobService {
     await Promise.allSettled([...this.live.values()].map((j) => j.closeFiles()));
   }
 }
-
-/** The public view of a job, as the API returns it. */
-export function jobView(row: JobRow) {
-  const elapsedMs = row.startedAt ? (row.finishedAt ?? Date.now()) - row.startedAt : 0;
-  return {
-    id: row.id,
-    state: row.state,
-    model: row.model,
-    rows: row.rows,
-    /** Rows per shard when the client fixed it; null when shard sizes follow each worker. */
-    shardSize: row.fixedShardSize,
-    nextRow: row.nextRow,
-    shards: row.shardCount,
-    shardsDone: row.shardsDone,
-    samplesDone: row.samplesDone,
-    progress: row.rows > 0 ? row.samplesDone / row.rows : 0,
-    samplesPerSec: elapsedMs > 0 ? (row.samplesDone * 1000) / elapsedMs : 0,
-    error: row.error,
-    inputs: row.inputs.map((i) => ({ name: i.name, dtype: i.dtype, shape: i.shape })),
-    outputs: (row.outputs ?? []).map((o) => ({ name: o.name, dtype: o.dtype, shape: o.shape })),
-    createdAt: row.createdAt,
-    startedAt: row.startedAt,
-    finishedAt: row.finishedAt,
-    redundancy: row.verification.redundancy,
-  };
-}
-export type JobView = ReturnType<typeof jobView>;

@@ -46,6 +46,9 @@ const JS = "text/javascript; charset=utf-8";
 
 type Source = { kind: "html" } | { kind: "probe" } | { kind: "bundle"; name: string } | { kind: "ort"; name: string };
 
+/** The join QR code: under /api, beside the dashboard's other data, though public. */
+const QR_PATH = "/api/join-qr.svg";
+
 const ROUTES: ReadonlyMap<string, Source> = new Map<string, Source>([
   ["/join", { kind: "html" }],
   ["/join/", { kind: "html" }],
@@ -98,10 +101,8 @@ export class JoinPage {
     this.ortDir = path.dirname(createRequire(import.meta.url).resolve("onnxruntime-web"));
   }
 
-  /** True for the paths this module answers (GET only). */
-  handles(pathname: string): boolean {
-    return ROUTES.has(pathname) || pathname === "/api/join-qr.svg";
-  }
+  /** The paths this module answers (GET and HEAD). */
+  readonly paths: readonly string[] = [...ROUTES.keys(), QR_PATH];
 
   /** Builds (or checks) the bundle now, so the first visitor does not wait; logs the outcome. */
   warm(): void {
@@ -112,7 +113,7 @@ export class JoinPage {
   }
 
   async serve(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (url.pathname === "/api/join-qr.svg") return this.serveQr(req, res, url);
+    if (url.pathname === QR_PATH) return this.serveQr(req, res, url);
     const source = ROUTES.get(url.pathname);
     if (!source) throw new EdgepoolError("E_NOT_FOUND", `no join asset ${url.pathname}`);
     if (url.pathname === "/join/") {

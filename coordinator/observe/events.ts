@@ -96,7 +96,29 @@ export interface JobCancelled {
   virtual: boolean;
 }
 
+/** The coordinator listens and has resumed the jobs its data directory held. */
+export interface CoordinatorListening {
+  url: string;
+  dataDir: string;
+  protocol: number;
+  /** Unfinished jobs found in the data directory and queued again. */
+  resumedJobs: number;
+  tls: boolean;
+  /** Tokens per role (counts only, never a token), or that the pool is open. */
+  tokens: Record<string, number> | "none (open pool)";
+}
+
+/** The coordinator has closed: every socket, the job files and the database. */
+export interface CoordinatorStopped {
+  /** The grace period ran out and open connections were cut. */
+  forced: boolean;
+  /** Ms from close() being called to the end. */
+  ms: number;
+}
+
 export interface CoordinatorEventMap {
+  coordinatorListening: CoordinatorListening;
+  coordinatorStopped: CoordinatorStopped;
   workerJoined: WorkerJoined;
   workerLeft: WorkerLeft;
   workerQuarantined: WorkerQuarantined;

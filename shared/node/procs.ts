@@ -1,9 +1,17 @@
-/** Real processes for integration tests: a coordinator, workers and CLI runs, all cleaned up. */
+/**
+ * Real processes for integration tests and benchmarks: a coordinator, workers and CLI runs,
+ * all cleaned up. A spawned coordinator is followed through its log: every event it emits
+ * is one JSON line with `event: <name>` (coordinator/observe/log-events.ts), so waiting for
+ * a worker to join is waiting for that event, parsed with its schema, never a match on
+ * message text.
+ */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { CoordinatorEventName } from "../../coordinator/observe/events.js";
+import { type EventLine, parseEventLine } from "../../coordinator/observe/log-events.js";
 import { NODE_FLAGS } from "./node-flags.js";
 
 export const BIN = fileURLToPath(new URL("../../bin/edgepool.js", import.meta.url));
@@ -12,56 +20,108 @@ export interface Proc {
   child: ChildProcess;
   stdout: () => string;
   stderr: () => string;
+  /** Every line of stdout and stderr that is JSON (log lines), parsed, in the order they came. */
+  jsonLines: () => readonly unknown[];
   /** Resolves when stdout+stderr match `re`, rejects after `timeoutMs` or if the process exits first. */
   waitFor: (re: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>;
+  /**
+   * Resolves with the first value `pick` returns for a JSON line, those already seen included;
+   * `pick` sees every line once, in order. Rejects after `timeoutMs` or if the process exits first.
+   */
+  waitForJson: <T>(pick: (line: unknown) => T | undefined, what: string, timeoutMs?: number) => Promise<T>;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+/** Splits a stream into lines, keeping a partial last line until its end arrives. */
+function lineSplitter(onLine: (line: string) => void): (chunk: string) => void {
+  let partial = "";
+  return (chunk) => {
+    const parts = (partial + chunk).split("\n");
+    partial = parts.pop()!;
+    for (const l of parts) onLine(l);
+  };
+}
+
+function parseJson(line: string): unknown {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 export function startProc(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   const child = spawn(process.execPath, [...NODE_FLAGS, BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let out = "";
   let err = "";
+  const json: unknown[] = [];
   const waiters = new Set<() => void>();
+  const onLine = (l: string) => {
+    const v = parseJson(l);
+    if (v !== undefined) json.push(v);
+  };
+  const outLines = lineSplitter(onLine);
+  const errLines = lineSplitter(onLine);
   child.stdout!.on("data", (d: Buffer) => {
-    out += d.toString();
+    const s = d.toString();
+    out += s;
+    outLines(s);
     for (const w of waiters) w();
   });
   child.stderr!.on("data", (d: Buffer) => {
-    err += d.toString();
+    const s = d.toString();
+    err += s;
+    errLines(s);
     for (const w of waiters) w();
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+
+  /** Runs `check` on every output until it returns true; rejects on timeout or exit. */
+  const until = <T>(check: () => T | undefined, what: string, timeoutMs: number): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const run = () => {
+        const v = check();
+        if (v !== undefined) {
+          cleanup();
+          resolve(v);
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${what} in output of edgepool ${args[0]}:\n${out}\n${err}`));
+      }, timeoutMs);
+      const onExit = () => {
+        run();
+        cleanup();
+        reject(new Error(`edgepool ${args[0]} exited before ${what}:\n${out}\n${err}`));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(run);
+        child.off("exit", onExit);
+      };
+      waiters.add(run);
+      child.once("exit", onExit);
+      run();
+    });
+
   return {
     child,
     stdout: () => out,
     stderr: () => err,
-    waitFor: (re, timeoutMs = 30_000) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const m = (out + err).match(re);
-          if (m) {
-            cleanup();
-            resolve(m);
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`timed out waiting for ${re} in output of edgepool ${args[0]}:\n${out}\n${err}`));
-        }, timeoutMs);
-        const onExit = () => {
-          check();
-          cleanup();
-          reject(new Error(`edgepool ${args[0]} exited before ${re}:\n${out}\n${err}`));
-        };
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          child.off("exit", onExit);
-        };
-        waiters.add(check);
-        child.once("exit", onExit);
-        check();
-      }),
+    jsonLines: () => json,
+    waitFor: (re, timeoutMs = 30_000) => until(() => (out + err).match(re) ?? undefined, String(re), timeoutMs),
+    waitForJson: (pick, what, timeoutMs = 30_000) => {
+      let next = 0;
+      return until(() => {
+        for (; next < json.length; ) {
+          const v = pick(json[next++]);
+          if (v !== undefined) return v;
+        }
+        return undefined;
+      }, what, timeoutMs);
+    },
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(signal);
@@ -73,6 +133,45 @@ export function startProc(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
       return child.exitCode;
     },
   };
+}
+
+export interface WaitForEventOptions {
+  /** Resolve on the nth matching event (1 is the first), counting those already logged. */
+  nth?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * Resolves with the log line of the `nth` (default: first) event `name` of a spawned
+ * coordinator that `match` accepts, those already logged included. The coordinator must log
+ * JSON at the event's level (info for workers, jobs and its own start; debug for shards).
+ */
+export function waitForEvent<K extends CoordinatorEventName>(
+  proc: Proc,
+  name: K,
+  match: (e: EventLine<K>) => boolean = () => true,
+  opts: WaitForEventOptions = {},
+): Promise<EventLine<K>> {
+  const nth = opts.nth ?? 1;
+  let seen = 0;
+  return proc.waitForJson(
+    (line) => {
+      const e = parseEventLine(line, name);
+      if (e === undefined || !match(e)) return undefined;
+      seen += 1;
+      return seen >= nth ? e : undefined;
+    },
+    nth === 1 ? `event ${name}` : `event ${name} #${nth}`,
+    opts.timeoutMs,
+  );
+}
+
+/** The events `name` a spawned coordinator has logged so far that `match` accepts. */
+export function eventsOf<K extends CoordinatorEventName>(proc: Proc, name: K, match: (e: EventLine<K>) => boolean = () => true): Array<EventLine<K>> {
+  return proc.jsonLines().flatMap((line) => {
+    const e = parseEventLine(line, name);
+    return e !== undefined && match(e) ? [e] : [];
+  });
 }
 
 /** Runs the CLI to completion. */
@@ -89,24 +188,34 @@ export async function tempDir(prefix: string): Promise<{ dir: string; remove: ()
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** Starts one worker process and waits until the coordinator logs that it joined. */
+/**
+ * Starts `edgepool coordinator` with `args` and resolves once it listens, with its URL
+ * and its start event (resumed jobs, TLS, tokens). Its log must be JSON at info or below.
+ */
+export async function startCoordinator(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ proc: Proc; url: string; listening: EventLine<"coordinatorListening"> }> {
+  const proc = startProc(["coordinator", ...args], env);
+  try {
+    const listening = await waitForEvent(proc, "coordinatorListening");
+    return { proc, url: listening.url, listening };
+  } catch (err) {
+    await proc.stop("SIGKILL");
+    throw err;
+  }
+}
+
+/** Starts one worker process and waits until the coordinator has it (its workerJoined event). */
 export async function startWorker(coordinator: Proc, url: string, name: string, stateDir: string, extra: string[] = []): Promise<Proc> {
   const w = startProc(["worker", "--coordinator", url.replace("http", "ws"), "--name", name, "--state-dir", stateDir, "--log-level", "warn", ...extra]);
-  await coordinator.waitFor(new RegExp(`"worker":"${name}"[^\\n]*worker joined`));
+  await waitForEvent(coordinator, "workerJoined", (e) => e.worker === name);
   return w;
 }
 
-/** A coordinator process on port 0 plus `n` worker processes, with the URL it printed. */
+/** A coordinator process on port 0 plus `n` worker processes, with the URL it listens on. */
 export async function startPool(n: number, dataDir: string, coordinatorArgs: string[] = []): Promise<{ url: string; coordinator: Proc; workers: Proc[]; stop: () => Promise<void> }> {
-  const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(dataDir, "coordinator"), ...coordinatorArgs]);
-  const m = await coordinator.waitFor(/listening on (http:\/\/\S+)/);
-  const url = m[1]!;
-  const workers: Proc[] = [];
-  for (let i = 0; i < n; i++) {
-    const w = startProc(["worker", "--coordinator", url.replace("http", "ws"), "--name", `w${i + 1}`, "--state-dir", path.join(dataDir, `worker-${i + 1}`)]);
-    workers.push(w);
-  }
-  for (const w of workers) await coordinator.waitFor(new RegExp(`"worker":"${w.child.spawnargs[w.child.spawnargs.indexOf("--name") + 1]}"[^\\n]*worker joined`));
+  const { proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(dataDir, "coordinator"), ...coordinatorArgs]);
+  const names = Array.from({ length: n }, (_, i) => `w${i + 1}`);
+  const workers = names.map((name, i) => startProc(["worker", "--coordinator", url.replace("http", "ws"), "--name", name, "--state-dir", path.join(dataDir, `worker-${i + 1}`)]));
+  for (const name of names) await waitForEvent(coordinator, "workerJoined", (e) => e.worker === name);
   return {
     url,
     coordinator,

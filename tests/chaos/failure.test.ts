@@ -11,7 +11,7 @@ import { readNpyFile, writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
-import { type Proc, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, startCoordinator, startProc, startWorker, tempDir, waitForEvent } from "../../shared/node/procs.js";
 import { runLocally } from "../../worker/local-run.js";
 
 const referenceRun = async (model: Uint8Array, input: string, x: Tensor, chunk: number) => (await runLocally(model, input, x, { chunk, threads: 1 })).out;
@@ -36,9 +36,8 @@ async function setup(prefix: string, rows: number): Promise<{ dir: string; input
 }
 
 async function coordinator(dir: string, args: string[] = []): Promise<{ proc: Proc; url: string }> {
-  const proc = startProc(["coordinator", "--port", "0", "--data-dir", path.join(dir, "coordinator"), "--log-level", "info", ...args]);
+  const { proc, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(dir, "coordinator"), "--log-level", "info", ...args]);
   cleanups.push(() => proc.stop("SIGKILL"));
-  const url = (await proc.waitFor(/listening on (http:\/\/\S+)/))[1]!;
   return { proc, url };
 }
 
@@ -125,8 +124,8 @@ describe("failure handling", () => {
 
     const second = startProc(["coordinator", "--port", port, "--data-dir", path.join(dir, "coordinator")]);
     cleanups.push(() => second.stop("SIGKILL"));
-    const resumed = await second.waitFor(/"resumedJobs":(\d+)/);
-    expect(Number(resumed[1])).toBe(1);
+    const resumed = await waitForEvent(second, "coordinatorListening");
+    expect(resumed.resumedJobs).toBe(1);
     expect(await exitOf(sub), sub.stderr()).toBe(0);
     expect(sub.stderr()).toMatch(/coordinator unreachable/);
 

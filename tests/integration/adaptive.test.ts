@@ -10,7 +10,7 @@ import { submitJob } from "../../coordinator/client/submit-job.js";
 import { catalogModel } from "../../shared/onnx/catalog.js";
 import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
-import { type Proc, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, startCoordinator, startWorker, tempDir } from "../../shared/node/procs.js";
 
 const procs: Proc[] = [];
 let tmp: Awaited<ReturnType<typeof tempDir>> | undefined;
@@ -22,9 +22,8 @@ afterAll(async () => {
 describe("adaptive shard sizes", () => {
   it("give a 25%-CPU worker smaller shards and finish within the fast worker's time plus a tail", async () => {
     tmp = await tempDir("adaptive");
-    const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "c"), "--shard-ms", "300"]);
+    const { proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(tmp.dir, "c"), "--shard-ms", "300"]);
     procs.push(coordinator);
-    const url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
     procs.push(await startWorker(coordinator, url, "fast", path.join(tmp.dir, "fast")));
     procs.push(await startWorker(coordinator, url, "slow", path.join(tmp.dir, "slow"), ["--max-cpu", "25"]));
 

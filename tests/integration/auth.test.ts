@@ -20,7 +20,7 @@ import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
-import { type Proc, runCli, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, runCli, startCoordinator, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
 
 const token = (what: string) => `${what}-${randomBytes(16).toString("hex")}`;
 const WORKER = token("worker");
@@ -75,11 +75,10 @@ beforeAll(async () => {
   );
   // Every way of giving a token: a flag (workers), a variable (admin), a file (clients).
   // Debug logging, so that even per-shard lines are checked for secrets.
-  coordinator = startProc(
-    ["coordinator", "--port", "0", "--data-dir", f("c"), "--worker-token", WORKER, "--tokens-file", f("tokens.json"), "--log-level", "debug"],
+  ({ proc: coordinator, url } = await startCoordinator(
+    ["--port", "0", "--data-dir", f("c"), "--worker-token", WORKER, "--tokens-file", f("tokens.json"), "--log-level", "debug"],
     { EDGEPOOL_ADMIN_TOKEN: ADMIN },
-  );
-  url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+  ));
   await writeNpyFile(f("x.npy"), { dtype: "float32", dims: [300, 256], data: seededNormal(5, 300 * 256, 1) });
 });
 
@@ -230,11 +229,11 @@ describe("exposure", () => {
     const r = await runCli(["coordinator", "--host", "0.0.0.0", "--port", "0", "--data-dir", f("open")]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/invalid --host: 0\.0\.0\.0 is reachable from other machines and no tokens are configured.*--insecure.*\[E_CONFIG\]/);
-    const open = startProc(["coordinator", "--host", "0.0.0.0", "--port", "0", "--data-dir", f("open"), "--insecure"]);
+    const { proc: open, url: openUrl, listening } = await startCoordinator(["--host", "0.0.0.0", "--port", "0", "--data-dir", f("open"), "--insecure"]);
     started.push(open);
-    const m = await open.waitFor(/listening on (http:\/\/\S+)/);
+    expect(listening.tokens).toBe("none (open pool)");
     // An open pool: no token needed.
-    expect((await new CoordinatorClient(m[1]!).status()).jobs).toEqual([]);
+    expect((await new CoordinatorClient(openUrl).status()).jobs).toEqual([]);
     expect(await open.stop()).toBe(0);
   });
 

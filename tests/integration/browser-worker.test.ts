@@ -9,7 +9,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CoordinatorClient } from "../../coordinator/client/client.js";
+import { CoordinatorClient, StatusViewSchema, type WorkerView } from "../../coordinator/client/client.js";
 import { submitJob } from "../../coordinator/client/submit-job.js";
 import { catalogModel } from "../../shared/onnx/catalog.js";
 import { readNpyFile, writeNpyFile } from "../../shared/node/npy-file.js";
@@ -18,7 +18,7 @@ import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
 import { hasChromium, launchChromium } from "../../shared/node/chromium.js";
-import { startProc, startWorker, tempDir, type Proc } from "../../shared/node/procs.js";
+import { eventsOf, startCoordinator, startWorker, tempDir, waitForEvent, type Proc } from "../../shared/node/procs.js";
 
 if (!hasChromium && process.env.CI) throw new Error("CI must install chromium (see .ci/run)");
 
@@ -36,21 +36,11 @@ let context: BrowserContext;
 /** Pages a test opened; closed after each test, so a failure does not leave a worker behind. */
 const opened: Page[] = [];
 
-/** What /api/status says of one worker, fields this test reads (backend is not in the SDK's view). */
-interface RawWorker {
-  name: string;
-  platform: string;
-  backend: string | null;
-  runtime: { name: string; version: string };
-  threads: number;
-  shardsDone: number;
-  inflight: number;
-}
-
-async function rawWorkers(): Promise<RawWorker[]> {
+/** The workers as GET /api/status lists them, parsed with the schema the coordinator builds them by. */
+async function rawWorkers(): Promise<WorkerView[]> {
   const res = await fetch(`${url}/api/status`);
   expect(res.status).toBe(200);
-  return ((await res.json()) as { workers: RawWorker[] }).workers;
+  return StatusViewSchema.parse(await res.json()).workers;
 }
 
 /** Polls `check` (a status read, say) until it holds; fails after `timeoutMs`. */
@@ -62,11 +52,6 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30
   }
 }
 
-/** How many times the coordinator has logged `msg` for worker `name`. */
-function logCount(name: string, msg: string): number {
-  return coordinator.stdout().split("\n").filter((l) => l.includes(`"worker":"${name}"`) && l.includes(`"msg":"${msg}"`)).length;
-}
-
 /** Opens /join as worker `name` and waits until the coordinator has it and the page says so. */
 async function joinFromBrowser(name: string, query = "", init?: () => void): Promise<Page> {
   const page = await context.newPage();
@@ -74,7 +59,8 @@ async function joinFromBrowser(name: string, query = "", init?: () => void): Pro
   if (init) await page.addInitScript(init);
   const problems: string[] = [];
   page.on("pageerror", (e) => problems.push(e.message));
-  const joined = coordinator.waitFor(new RegExp(`"worker":"${name}"[^\\n]*worker joined`), 60_000);
+  const nth = eventsOf(coordinator, "workerJoined", (e) => e.worker === name).length + 1;
+  const joined = waitForEvent(coordinator, "workerJoined", (e) => e.worker === name, { nth, timeoutMs: 60_000 });
   await page.goto(`${url}/join?name=${name}${query}`);
   await joined;
   await page.waitForFunction(() => document.documentElement.dataset.state === "ready", null, { timeout: 10_000 });
@@ -88,8 +74,7 @@ async function localOutputs(model: Uint8Array, inputName: string, x: Tensor): Pr
 
 beforeAll(async () => {
   tmp = await tempDir("browser-worker");
-  coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "coordinator")]);
-  url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+  ({ proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(tmp.dir, "coordinator")]));
   client = new CoordinatorClient(url);
   nodeWorker = await startWorker(coordinator, url, "node-1", path.join(tmp.dir, "node-1"), ["--threads", "1"]);
   if (hasChromium) {
@@ -229,7 +214,7 @@ describe.skipIf(!hasChromium)("a browser worker", () => {
     const file = path.join(tmp.dir, "wide-x.npy");
     await writeNpyFile(file, x);
     const model = catalogModel("wide-mlp").build();
-    const left = coordinator.waitFor(/\{[^\n]*"worker":"browser-2"[^\n]*"worker left"[^\n]*\}/, 120_000);
+    const left = waitForEvent(coordinator, "workerLeft", (e) => e.worker === "browser-2", { timeoutMs: 120_000 });
     const submitted = submitJob(client, { model, inputs: { x: file }, outDir: path.join(tmp.dir, "out-wide"), shardSize: 256 });
 
     // Close the tab while it holds shards, once it has proved it computes.
@@ -241,7 +226,7 @@ describe.skipIf(!hasChromium)("a browser worker", () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     await page.close();
-    const leftLine = JSON.parse((await left)[0]) as { requeued: number };
+    const leftLine = await left;
     expect(leftLine.requeued).toBeGreaterThanOrEqual(1);
 
     const { job, files } = await submitted;
@@ -276,7 +261,7 @@ describe.skipIf(!hasChromium)("a browser worker", () => {
       return !!w && w.shardsDone >= 1 && w.inflight >= 1;
     });
     const draining = coordinator.waitFor(/\{[^\n]*"worker":"browser-4"[^\n]*"worker draining"[^\n]*\}/);
-    const left = coordinator.waitFor(/"worker":"browser-4"[^\n]*"worker left"/);
+    const left = waitForEvent(coordinator, "workerLeft", (e) => e.worker === "browser-4");
     await page.click("#toggle");
     expect(JSON.parse((await draining)[0])).toMatchObject({ msg: "worker draining" });
     await left;
@@ -289,30 +274,32 @@ describe.skipIf(!hasChromium)("a browser worker", () => {
     expect(maxAbsDiff(await readNpyFile(files.logits!), await localOutputs(model, "x", x))).toBeLessThanOrEqual(1e-4);
 
     await page.click("#toggle");
-    await until("the browser joined again", async () => logCount("browser-4", "worker joined") === 2);
+    await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "browser-4", { nth: 2 });
     await page.waitForFunction(() => document.documentElement.dataset.state === "ready");
 
     // Only while charging: on battery it leaves the pool, plugged in it comes back.
     await page.check("#only-charging");
     await page.waitForFunction(() => document.documentElement.dataset.state === "paused");
     expect(await page.locator("#state").textContent()).toBe("Waiting for a charger");
-    await until("the browser left", async () => !(await rawWorkers()).some((w) => w.name === "browser-4"));
+    await waitForEvent(coordinator, "workerLeft", (e) => e.worker === "browser-4", { nth: 2 });
+    expect((await rawWorkers()).some((w) => w.name === "browser-4")).toBe(false);
     await page.evaluate(() => {
       const b = (window as unknown as { testBattery: EventTarget & { charging: boolean } }).testBattery;
       b.charging = true;
       b.dispatchEvent(new Event("chargingchange"));
     });
     await page.waitForFunction(() => document.documentElement.dataset.state === "ready");
-    await until("the browser is back", async () => (await rawWorkers()).some((w) => w.name === "browser-4"));
+    await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "browser-4", { nth: 3 });
+    expect((await rawWorkers()).some((w) => w.name === "browser-4")).toBe(true);
     // Joined three times: at first, after Resume, after the charger.
-    await until("the third join is logged", async () => logCount("browser-4", "worker joined") === 3);
+    expect(eventsOf(coordinator, "workerJoined", (e) => e.worker === "browser-4")).toHaveLength(3);
     await page.close();
   });
 
   it("runs a model whose batch dim is fixed at 1 sample by sample, alone once the Node worker has left", async () => {
     const page = await joinFromBrowser("browser-3");
     expect(await nodeWorker.stop()).toBe(0);
-    await coordinator.waitFor(/"worker":"node-1"[^\n]*"worker left"/);
+    await waitForEvent(coordinator, "workerLeft", (e) => e.worker === "node-1");
     const x: Tensor = { dtype: "float32", dims: [8, 256], data: seededNormal(23, 8 * 256, 1) };
     const file = path.join(tmp.dir, "b1-x.npy");
     await writeNpyFile(file, x);

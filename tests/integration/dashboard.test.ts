@@ -21,7 +21,7 @@ import { createLogger } from "../../shared/node/logger.js";
 import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
 import { hasChromium, launchChromium } from "../../shared/node/chromium.js";
-import { type Proc, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { startCoordinator, startWorker, tempDir } from "../../shared/node/procs.js";
 
 const ARTIFACTS = path.resolve("test-artifacts");
 /** Compute-dense with small inputs; with capped workers a job lasts several seconds. */
@@ -65,9 +65,8 @@ describe("the live dashboard", () => {
     const input = path.join(tmp.dir, "x.npy");
     await writeNpyFile(input, { dtype: "float32", dims: [ROWS, 64], data: seededNormal(5, ROWS * 64, 1) });
 
-    const coordinator: Proc = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "coordinator"), "--log-level", "info"]);
+    const { proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(tmp.dir, "coordinator"), "--log-level", "info"]);
     cleanups.push(() => coordinator.stop("SIGKILL"));
-    const url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
     const origin = new URL(url).origin;
     const w1 = await startWorker(coordinator, url, "w1", path.join(tmp.dir, "w1"), CAP);
     cleanups.push(() => w1.stop("SIGKILL"));
@@ -221,8 +220,12 @@ describe("the live dashboard", () => {
     expect(gap).toBeGreaterThanOrEqual(900);
     expect(gap).toBeLessThan(2000);
 
+    const stopped = coordinator.events.next("coordinatorStopped");
     const closed = coordinator.close();
     expect(await ended).toBe("end");
     await closed;
+    // The stream's end let the close finish in its graceful stage: nothing had to be cut.
+    expect((await stopped).forced).toBe(false);
+    expect(coordinator.state).toBe("closed");
   }, 30_000);
 });

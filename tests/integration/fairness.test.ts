@@ -8,7 +8,7 @@ import { CoordinatorClient, type JobView } from "../../coordinator/client/client
 import { catalogModel } from "../../shared/onnx/catalog.js";
 import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
-import { type Proc, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, startCoordinator, startWorker, tempDir } from "../../shared/node/procs.js";
 
 const procs: Proc[] = [];
 let tmp: Awaited<ReturnType<typeof tempDir>> | undefined;
@@ -20,9 +20,8 @@ afterAll(async () => {
 describe("several jobs at once", () => {
   it("share the pool fairly, and a cancelled job releases it", async () => {
     tmp = await tempDir("fair");
-    const coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "c")]);
+    const { proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(tmp.dir, "c")]);
     procs.push(coordinator);
-    const url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
     for (const n of ["f1", "f2"]) procs.push(await startWorker(coordinator, url, n, path.join(tmp.dir, n), ["--max-cpu", "20"]));
 
     const rows = 20_000;

@@ -15,7 +15,7 @@ import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
 import { errorOf } from "../harness/errors.js";
-import { startPool, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { startCoordinator, startPool, startProc, startWorker, tempDir, waitForEvent } from "../../shared/node/procs.js";
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let pool: Awaited<ReturnType<typeof startPool>>;
@@ -114,8 +114,8 @@ describe("an inline job", () => {
 
   it("survives a coordinator killed before any worker ran it: the restart resumes it from its files", async () => {
     const dataDir = path.join(tmp.dir, "restart");
-    const first = startProc(["coordinator", "--port", "0", "--data-dir", dataDir]);
-    const url = (await first.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+    const { proc: first, url, listening } = await startCoordinator(["--port", "0", "--data-dir", dataDir]);
+    expect(listening.resumedJobs).toBe(0);
     const c1 = new CoordinatorClient(url);
     const m = (await c1.uploadModel(mlp)).sha256;
     const x = rowsOf(9, 38);
@@ -127,7 +127,7 @@ describe("an inline job", () => {
 
     const second = startProc(["coordinator", "--port", new URL(url).port, "--data-dir", dataDir]);
     try {
-      await second.waitFor(/"resumedJobs":1/);
+      expect((await waitForEvent(second, "coordinatorListening")).resumedJobs).toBe(1);
       const w = await startWorker(second, url, "late", path.join(tmp.dir, "late"));
       try {
         const done = await c1.waitForJob(job.id, { intervalMs: 5000 });

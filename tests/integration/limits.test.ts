@@ -22,7 +22,7 @@ import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
 import { PROTOCOL_VERSION } from "../../shared/protocol/messages.js";
 import { codeOf, errorOf } from "../harness/errors.js";
-import { type Proc, startProc, tempDir } from "../../shared/node/procs.js";
+import { type Proc, startCoordinator, tempDir, waitForEvent } from "../../shared/node/procs.js";
 
 const token = (what: string) => `${what}-${randomBytes(16).toString("hex")}`;
 const WORKER = token("worker");
@@ -110,14 +110,13 @@ beforeAll(async () => {
     f("tokens.json"),
     JSON.stringify({ tokens: [{ token: WORKER, role: "worker" }, { token: ALICE, role: "client", name: "alice" }, { token: BOB, role: "client", name: "bob" }] }),
   );
-  coordinator = startProc([
-    "coordinator", "--port", "0", "--data-dir", dataDir, "--tokens-file", f("tokens.json"),
+  ({ proc: coordinator, url } = await startCoordinator([
+    "--port", "0", "--data-dir", dataDir, "--tokens-file", f("tokens.json"),
     "--max-frame-mb", "8", "--max-model-mb", "1", "--max-input-gb", String(1 / 64),
     "--max-jobs-per-client", "2", "--max-messages-per-sec", String(RATE),
     "--max-workers", "6", "--max-handshakes", "3",
     "--hello-timeout", String(HELLO_TIMEOUT_MS), "--headers-timeout", String(HEADERS_TIMEOUT_MS),
-  ]);
-  url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+  ]));
   await writeNpyFile(f("x.npy"), { dtype: "float32", dims: [64, 256], data: seededNormal(1, 64 * 256, 1) });
   // 17 MiB: over the 16 MiB input limit.
   await writeNpyFile(f("big.npy"), { dtype: "float32", dims: [4352, 1024], data: new Float32Array(4352 * 1024) });
@@ -276,14 +275,14 @@ describe("WebSocket limits", () => {
     const ws = await open();
     const c = closing(ws);
     ws.send(hello("flooder"));
-    await coordinator.waitFor(/"worker":"flooder"[^\n]*worker joined/);
+    await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "flooder");
     // Valid messages (errors for shards it never had), far faster than the rate.
     const msg = JSON.stringify({ type: "shard_error", shardId: "nope", jobId: "nope", code: "E_INFERENCE", message: "x" });
     for (let i = 0; i < 10 * RATE; i++) ws.send(msg);
     const { code, messages } = await c;
     expect(code).toBe(1008);
     expect(messages.some((m) => m.includes('"E_RATE_LIMIT"'))).toBe(true);
-    await coordinator.waitFor(/"worker":"flooder"[^\n]*worker left/);
+    await waitForEvent(coordinator, "workerLeft", (e) => e.worker === "flooder");
     const lines = coordinator.stdout().split("\n").filter((l) => l.includes('"worker":"flooder"') && l.includes("E_RATE_LIMIT"));
     expect(lines).toHaveLength(1);
   });

@@ -10,7 +10,7 @@ import { CoordinatorClient, type JobView } from "../../coordinator/client/client
 import { catalogModel } from "../../shared/onnx/catalog.js";
 import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
-import { type Proc, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, startCoordinator, startWorker, tempDir } from "../../shared/node/procs.js";
 
 type Family = parsePrometheusTextFormat.PrometheusFamily;
 
@@ -31,8 +31,7 @@ const workers: Proc[] = [];
 
 beforeAll(async () => {
   tmp = await tempDir("metrics");
-  coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "coordinator"), "--log-level", "info"]);
-  url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+  ({ proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(tmp.dir, "coordinator"), "--log-level", "info"]));
 });
 
 afterAll(async () => {

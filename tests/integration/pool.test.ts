@@ -6,6 +6,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { CoordinatorClient } from "../../coordinator/client/client.js";
 import { catalogModel } from "../../shared/onnx/catalog.js";
 import { readNpyFile, writeNpyFile } from "../../shared/node/npy-file.js";
@@ -13,6 +14,16 @@ import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runCli, startPool, tempDir } from "../../shared/node/procs.js";
+
+/** The periodic summary line (observe/status.ts): an info line, not an event. */
+const PoolThroughputLineSchema = z.object({
+  msg: z.literal("pool throughput"),
+  workers: z.number(),
+  busyWorkers: z.number(),
+  shardsPerSec: z.number(),
+  samplesPerSec: z.number(),
+  gflopsPerSec: z.number(),
+});
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let pool: Awaited<ReturnType<typeof startPool>>;
@@ -62,8 +73,10 @@ describe("a pool of three worker processes", () => {
   });
 
   it("logs pooled throughput while work runs", async () => {
-    const line = await pool.coordinator.waitFor(/\{[^\n]*"samplesPerSec":[1-9][^\n]*"pool throughput"[^\n]*\}/);
-    const entry = JSON.parse(line[0]) as Record<string, number>;
+    const entry = await pool.coordinator.waitForJson((line) => {
+      const r = PoolThroughputLineSchema.safeParse(line);
+      return r.success && r.data.samplesPerSec > 0 ? r.data : undefined;
+    }, "a pool throughput line with samples");
     expect(entry.workers).toBe(3);
     expect(entry.samplesPerSec).toBeGreaterThan(0);
     expect(entry.gflopsPerSec).toBeGreaterThan(0);

@@ -5,14 +5,14 @@
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CoordinatorClient, type StatusView } from "../../coordinator/client/client.js";
+import { CoordinatorClient } from "../../coordinator/client/client.js";
 import { submitJob } from "../../coordinator/client/submit-job.js";
 import { catalogModel } from "../../shared/onnx/catalog.js";
 import { createLogger } from "../../shared/node/logger.js";
 import { readNpyFile, writeNpyFile } from "../../shared/node/npy-file.js";
 import { Swarm, parseSwarmConfig } from "../../worker/swarm/swarm.js";
 import { assignTiers, parseProfileMix } from "../../worker/swarm/profiles.js";
-import { startProc, tempDir, type Proc } from "../../shared/node/procs.js";
+import { startCoordinator, tempDir, waitForEvent, type Proc } from "../../shared/node/procs.js";
 
 const COUNT = 500;
 const ROWS = 3000;
@@ -22,21 +22,10 @@ let coordinator: Proc;
 let url: string;
 let swarm: Swarm | undefined;
 
-/** Polls the coordinator's status until `pred` holds; fails with the last status after `timeoutMs`. */
-async function statusUntil(client: CoordinatorClient, pred: (s: StatusView) => boolean, timeoutMs = 20_000): Promise<StatusView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await client.status();
-    if (pred(s)) return s;
-    if (Date.now() > deadline) throw new Error(`status never matched: ${s.workers.length} workers, jobs ${JSON.stringify(s.jobs.map((j) => j.state))}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 beforeAll(async () => {
   tmp = await tempDir("swarm");
-  coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "coordinator"), "--log-level", "warn"]);
-  url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+  // At info: the coordinator's worker events are what the test waits on.
+  ({ proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(tmp.dir, "coordinator"), "--log-level", "info"]));
 });
 
 afterAll(async () => {
@@ -83,7 +72,10 @@ describe("a swarm of 500 virtual workers", () => {
     await connected;
     expect(swarm.stats.connected).toBe(COUNT);
 
-    const joined = await statusUntil(client, (s) => s.workers.length === COUNT);
+    // The coordinator has every one once it has logged their joins (a swarm counts its sockets open at welcome).
+    await waitForEvent(coordinator, "workerJoined", (e) => e.platform === "virtual", { nth: COUNT, timeoutMs: 20_000 });
+    const joined = await client.status();
+    expect(joined.workers).toHaveLength(COUNT);
     expect(joined.workers.every((w) => w.virtual)).toBe(true);
     expect(new Set(joined.workers.map((w) => w.id)).size).toBe(COUNT);
     expect(joined.workers.filter((w) => w.name.startsWith("virtual-mid-"))).toHaveLength(225);
@@ -115,7 +107,8 @@ describe("a swarm of 500 virtual workers", () => {
     await swarm.close();
     expect(swarm.stats.connected).toBe(0);
     await swarm.close(); // a second close is a no-op
-    const left = await statusUntil(client, (s) => s.workers.length === 0);
+    await waitForEvent(coordinator, "workerLeft", (e) => e.worker.startsWith("virtual-"), { nth: COUNT, timeoutMs: 20_000 });
+    const left = await client.status();
     expect(left.workers).toHaveLength(0);
   });
 });

@@ -17,7 +17,7 @@ import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
-import { type Proc, runCli, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, runCli, startCoordinator, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
 
 const ROWS = 400;
 
@@ -85,9 +85,9 @@ describe("a coordinator with --tls-cert and --tls-key", () => {
   });
 
   it("names the mismatch when https:// is dialled at a plain http coordinator", async () => {
-    const plain = startProc(["coordinator", "--port", "0", "--data-dir", f("plain")]);
+    const { proc: plain, url: plainUrl, listening } = await startCoordinator(["--port", "0", "--data-dir", f("plain")]);
     started.push(plain);
-    const plainUrl = (await plain.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+    expect(listening.tls).toBe(false);
     const r = await runCli(["status", "--coordinator", plainUrl.replace("http", "https")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/does not speak TLS on that port.*use http:\/\/ or ws:\/\/.*\[E_TLS\]/);

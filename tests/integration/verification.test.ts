@@ -13,7 +13,7 @@ import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
-import { type Proc, runCli, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, runCli, startCoordinator, startProc, startWorker, tempDir, waitForEvent } from "../../shared/node/procs.js";
 
 const ROWS = 1600;
 
@@ -24,14 +24,13 @@ const workers: Proc[] = [];
 
 beforeAll(async () => {
   tmp = await tempDir("verify");
-  coordinator = startProc(["coordinator", "--port", "0", "--data-dir", path.join(tmp.dir, "c")]);
-  url = (await coordinator.waitFor(/listening on (http:\/\/\S+)/))[1]!;
+  ({ proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(tmp.dir, "c")]));
   for (const name of ["honest-1", "honest-2", "honest-3"]) workers.push(await startWorker(coordinator, url, name, path.join(tmp.dir, name)));
   const liar = startProc(["worker", "--coordinator", url.replace("http", "ws"), "--name", "liar", "--state-dir", path.join(tmp.dir, "liar"), "--log-level", "warn"], {
     EDGEPOOL_FAULT_INJECT: "corrupt:1",
   });
   workers.push(liar);
-  await coordinator.waitFor(/"worker":"liar"[^\n]*worker joined/);
+  await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "liar");
 });
 
 afterAll(async () => {
@@ -88,7 +87,7 @@ describe("--redundancy 2 with a worker that corrupts every result", () => {
       EDGEPOOL_FAULT_INJECT: "corrupt:1",
     });
     workers.push(liar2);
-    await coordinator.waitFor(/"worker":"liar-2"[^\n]*worker joined/);
+    await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "liar-2");
     const x: Tensor = { dtype: "float32", dims: [ROWS, 256], data: seededNormal(22, ROWS * 256, 1) };
     const xFile = path.join(tmp.dir, "x-canary.npy");
     await writeNpyFile(xFile, x);
@@ -101,9 +100,10 @@ describe("--redundancy 2 with a worker that corrupts every result", () => {
     // A new worker loads the model before it answers its canary; the honest three may finish
     // this small job first. Its real shards wait on that answer, so it still wrote nothing.
     const client = new CoordinatorClient(url);
-    await expect.poll(async () => (await client.status()).workers.find((w) => w.name === "liar-2")?.quarantined, { timeout: 15_000 }).toBe(true);
+    await waitForEvent(coordinator, "workerQuarantined", (e) => e.worker === "liar-2", { timeoutMs: 15_000 });
     const s = await client.status();
     const caught = s.workers.find((w) => w.name === "liar-2")!;
+    expect(caught.quarantined).toBe(true);
     expect(caught.shardsDone).toBe(0);
     expect(s.counters.canariesFailed! - (before.canariesFailed ?? 0)).toBe(1);
     // The three honest workers each got a canary at once and pass it (a slow one may answer
