@@ -3,6 +3,8 @@
  * (`npm run depcheck`). The folder tree is the architecture (README, "Architecture"):
  *   shared/ is the base every other folder may use; only shared/node/ may touch Node;
  *   worker/ and coordinator/ are two programs that meet only through shared/protocol;
+ *   harness/ runs edgepool's processes from outside (spawn, wait on their events) for bin/,
+ *   bench/ and tests/, and nothing below them imports it;
  *   bin/ (the CLI) may use the programs; bench/ may use the programs but not the CLI;
  *   tests/ may use anything; nothing imports bench/ or tests/ but themselves.
  */
@@ -43,21 +45,28 @@ module.exports = {
       severity: "error",
       comment: "shared/ is what coordinator and worker have in common: it imports nothing above it.",
       from: { path: "^shared/" },
-      to: { path: "^(coordinator|worker|bin|bench|tests)/" },
+      to: { path: "^(coordinator|worker|harness|bin|bench|tests)/" },
+    },
+    {
+      name: "harness-from-outside",
+      severity: "error",
+      comment: "harness/ drives the processes from outside; it may use the programs, not the CLI, bench or tests.",
+      from: { path: "^harness/" },
+      to: { path: "^(bin|bench|tests)/" },
     },
     {
       name: "worker-not-coordinator",
       severity: "error",
       comment: "The worker speaks to the coordinator only through shared/protocol.",
       from: { path: "^worker/" },
-      to: { path: "^(coordinator|bin|bench|tests)/" },
+      to: { path: "^(coordinator|harness|bin|bench|tests)/" },
     },
     {
       name: "coordinator-not-worker",
       severity: "error",
       comment: "The coordinator speaks to workers only through shared/protocol.",
       from: { path: "^coordinator/" },
-      to: { path: "^(worker|bin|bench|tests)/" },
+      to: { path: "^(worker|harness|bin|bench|tests)/" },
     },
     {
       name: "client-is-a-client",

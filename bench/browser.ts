@@ -17,8 +17,8 @@ import { CoordinatorClient } from "../coordinator/client/client.js";
 import { submitJob } from "../coordinator/client/submit-job.js";
 import { catalogModel } from "../shared/onnx/catalog.js";
 import { writeNpyFile } from "../shared/node/npy-file.js";
-import { launchChromium } from "../shared/node/chromium.js";
-import { startProc, startWorker, tempDir, type Proc } from "../shared/node/procs.js";
+import { launchChromium } from "../harness/chromium.js";
+import { startProc, startWorker, tempDir, type Proc } from "../harness/procs.js";
 
 interface Side {
   worker: string;

@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createLogger } from "../shared/node/logger.js";
-import { startProc } from "../shared/node/procs.js";
+import { startProc } from "../harness/procs.js";
 import { Swarm, parseSwarmConfig } from "../worker/swarm/swarm.js";
 import type { Figure } from "./figure.js";
 import { benchDir } from "./measure.js";

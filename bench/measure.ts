@@ -1,5 +1,5 @@
 /** Temporary folders for benchmarks, removed once the whole run ends. */
-import { tempDir } from "../shared/node/procs.js";
+import { tempDir } from "../harness/procs.js";
 
 const removals: Array<() => Promise<void>> = [];
 

@@ -17,7 +17,7 @@ import { catalogModel } from "../shared/onnx/catalog.js";
 import { writeNpyFile } from "../shared/node/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { creditFor } from "../coordinator/workers/session.js";
-import { startPool } from "../shared/node/procs.js";
+import { startPool } from "../harness/procs.js";
 import { benchDir } from "./measure.js";
 import { cpuSeconds, helperThreadsCpuSeconds, settleDisk } from "../shared/node/system.js";
 import type { Figure } from "./figure.js";

@@ -36,7 +36,7 @@ import { benchDir, removeBenchDirs } from "./measure.js";
 import { procMemory, settleDisk } from "../shared/node/system.js";
 import { jobRate } from "../coordinator/client/job-rate.js";
 import { dispatchRate, latency, transportRate } from "./pool-rates.js";
-import { runCli, startPool, startProc, startWorker, type Proc } from "../shared/node/procs.js";
+import { runCli, startPool, startProc, startWorker, type Proc } from "../harness/procs.js";
 
 
 

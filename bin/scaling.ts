@@ -15,7 +15,7 @@ import { createLogger } from "../shared/node/logger.js";
 import { writeNpyFile } from "../shared/node/npy-file.js";
 import { seededNormal } from "../shared/onnx/builder.js";
 import { type UslFit, fitUsl, uslPredict } from "../shared/usl.js";
-import { type Proc, startProc, startWorker, tempDir } from "../shared/node/procs.js";
+import { type Proc, startProc, startWorker, tempDir } from "../harness/procs.js";
 import { Swarm, parseSwarmConfig } from "../worker/swarm/swarm.js";
 import { procMemory } from "../shared/node/system.js";
 import { jobRate } from "../coordinator/client/job-rate.js";

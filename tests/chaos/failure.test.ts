@@ -11,7 +11,7 @@ import { readNpyFile, writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
-import { type Proc, startCoordinator, startProc, startWorker, tempDir, waitForEvent } from "../../shared/node/procs.js";
+import { type Proc, startCoordinator, startProc, startWorker, tempDir, waitForEvent } from "../../harness/procs.js";
 import { runLocally } from "../../worker/local-run.js";
 
 const referenceRun = async (model: Uint8Array, input: string, x: Tensor, chunk: number) => (await runLocally(model, input, x, { chunk, threads: 1 })).out;

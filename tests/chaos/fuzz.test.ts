@@ -33,7 +33,7 @@ import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
 import { Rng, fuzzSeed, mutateBytes, mutateJson } from "../harness/fuzz.js";
-import { type Proc, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, startProc, startWorker, tempDir } from "../../harness/procs.js";
 
 const SEED = fuzzSeed();
 console.log(`coordinator fuzz seed ${SEED} (rerun with EDGEPOOL_FUZZ_SEED=${SEED})`);

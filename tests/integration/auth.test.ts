@@ -20,7 +20,7 @@ import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
-import { type Proc, runCli, startCoordinator, startProc, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, runCli, startCoordinator, startProc, startWorker, tempDir } from "../../harness/procs.js";
 
 const token = (what: string) => `${what}-${randomBytes(16).toString("hex")}`;
 const WORKER = token("worker");

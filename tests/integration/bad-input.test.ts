@@ -10,7 +10,7 @@ import { catalogModel } from "../../shared/onnx/catalog.js";
 import { EdgepoolError } from "../../shared/errors.js";
 import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
-import { runCli, startPool, tempDir } from "../../shared/node/procs.js";
+import { runCli, startPool, tempDir } from "../../harness/procs.js";
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let pool: Awaited<ReturnType<typeof startPool>>;

@@ -17,8 +17,8 @@ import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
-import { hasChromium, launchChromium } from "../../shared/node/chromium.js";
-import { eventsOf, startCoordinator, startWorker, tempDir, waitForEvent, type Proc } from "../../shared/node/procs.js";
+import { hasChromium, launchChromium } from "../../harness/chromium.js";
+import { eventsOf, startCoordinator, startWorker, tempDir, waitForEvent, type Proc } from "../../harness/procs.js";
 
 if (!hasChromium && process.env.CI) throw new Error("CI must install chromium (see .ci/run)");
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StatusViewSchema } from "../../coordinator/client/client.js";
 import { readNpyFile, writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
-import { BIN, runCli, startPool, startProc, tempDir } from "../../shared/node/procs.js";
+import { BIN, runCli, startPool, startProc, tempDir } from "../../harness/procs.js";
 
 const ROWS = 40_000;
 

@@ -20,8 +20,8 @@ import { catalogModel } from "../../shared/onnx/catalog.js";
 import { createLogger } from "../../shared/node/logger.js";
 import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
-import { hasChromium, launchChromium } from "../../shared/node/chromium.js";
-import { startCoordinator, startWorker, tempDir } from "../../shared/node/procs.js";
+import { hasChromium, launchChromium } from "../../harness/chromium.js";
+import { startCoordinator, startWorker, tempDir } from "../../harness/procs.js";
 
 const ARTIFACTS = path.resolve("test-artifacts");
 /** Compute-dense with small inputs; with capped workers a job lasts several seconds. */

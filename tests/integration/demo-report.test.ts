@@ -7,8 +7,8 @@ import path from "node:path";
 import { mkdir } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { hasChromium, launchChromium } from "../../shared/node/chromium.js";
-import { runCli, tempDir } from "../../shared/node/procs.js";
+import { hasChromium, launchChromium } from "../../harness/chromium.js";
+import { runCli, tempDir } from "../../harness/procs.js";
 
 const ARTIFACTS = path.resolve("test-artifacts");
 

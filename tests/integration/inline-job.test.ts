@@ -15,7 +15,7 @@ import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
 import { runLocally } from "../../worker/local-run.js";
 import { errorOf } from "../harness/errors.js";
-import { startCoordinator, startPool, startProc, startWorker, tempDir, waitForEvent } from "../../shared/node/procs.js";
+import { startCoordinator, startPool, startProc, startWorker, tempDir, waitForEvent } from "../../harness/procs.js";
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let pool: Awaited<ReturnType<typeof startPool>>;

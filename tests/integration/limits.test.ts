@@ -22,7 +22,7 @@ import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
 import { PROTOCOL_VERSION } from "../../shared/protocol/messages.js";
 import { codeOf, errorOf } from "../harness/errors.js";
-import { type Proc, startCoordinator, tempDir, waitForEvent } from "../../shared/node/procs.js";
+import { type Proc, startCoordinator, tempDir, waitForEvent } from "../../harness/procs.js";
 
 const token = (what: string) => `${what}-${randomBytes(16).toString("hex")}`;
 const WORKER = token("worker");

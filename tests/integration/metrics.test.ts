@@ -10,7 +10,7 @@ import { CoordinatorClient, type JobView } from "../../coordinator/client/client
 import { catalogModel } from "../../shared/onnx/catalog.js";
 import { writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
-import { type Proc, startCoordinator, startWorker, tempDir } from "../../shared/node/procs.js";
+import { type Proc, startCoordinator, startWorker, tempDir } from "../../harness/procs.js";
 
 type Family = parsePrometheusTextFormat.PrometheusFamily;
 

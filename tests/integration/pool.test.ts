@@ -13,7 +13,7 @@ import { readNpyFile, writeNpyFile } from "../../shared/node/npy-file.js";
 import { seededNormal } from "../../shared/onnx/builder.js";
 import { maxAbsDiff } from "../../shared/tensor/tensor-ops.js";
 import type { Tensor } from "../../shared/tensor/tensor.js";
-import { runCli, startPool, tempDir } from "../../shared/node/procs.js";
+import { runCli, startPool, tempDir } from "../../harness/procs.js";
 
 /** The periodic summary line (observe/status.ts): an info line, not an event. */
 const PoolThroughputLineSchema = z.object({

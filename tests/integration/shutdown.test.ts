@@ -12,7 +12,7 @@ import { parseCoordinatorConfig } from "../../coordinator/config.js";
 import { Coordinator } from "../../coordinator/coordinator.js";
 import { createLogger } from "../../shared/node/logger.js";
 import { helloMessage } from "../../shared/protocol/encode.js";
-import { tempDir } from "../../shared/node/procs.js";
+import { tempDir } from "../../harness/procs.js";
 
 /** The grace period of the test that waits it out; the others keep the default (5 s). */
 const SHORT_GRACE_MS = 400;

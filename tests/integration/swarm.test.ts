@@ -12,7 +12,7 @@ import { createLogger } from "../../shared/node/logger.js";
 import { readNpyFile, writeNpyFile } from "../../shared/node/npy-file.js";
 import { Swarm, parseSwarmConfig } from "../../worker/swarm/swarm.js";
 import { assignTiers, parseProfileMix } from "../../worker/swarm/profiles.js";
-import { startCoordinator, tempDir, waitForEvent, type Proc } from "../../shared/node/procs.js";
+import { startCoordinator, tempDir, waitForEvent, type Proc } from "../../harness/procs.js";
 
 const COUNT = 500;
 const ROWS = 3000;

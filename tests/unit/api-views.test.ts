@@ -26,7 +26,7 @@ import { countFlops } from "../../shared/onnx/flops.js";
 import { readModelInfo } from "../../shared/onnx/model-info.js";
 import { helloMessage } from "../../shared/protocol/encode.js";
 import { HelloSchema } from "../../shared/protocol/messages.js";
-import { tempDir } from "../../shared/node/procs.js";
+import { tempDir } from "../../harness/procs.js";
 
 const MLP = catalogModel("mlp").build();
 const SHA = "ab".repeat(32);

@@ -32,6 +32,9 @@ const FIXTURE: Record<string, string> = {
   "coordinator/client/client.ts": 'import { a } from "../jobs/a.js";\nexport const c = a;\n',
   // the worker importing the coordinator
   "worker/daemon.ts": 'import { a } from "../coordinator/jobs/a.js";\nexport const d = a;\n',
+  // the coordinator importing the harness, the harness importing tests
+  "harness/procs.ts": 'import { p } from "../tests/harness/procs.js";\nexport const h = p;\n',
+  "coordinator/jobs/c.ts": 'import { h } from "../../harness/procs.js";\nexport const c = h;\n',
   // bench importing tests, bin importing bench
   "tests/harness/procs.ts": "export const p = 1;\n",
   "bench/run.ts": 'import { p } from "../tests/harness/procs.js";\nexport const r = p;\n',
@@ -59,7 +62,7 @@ afterAll(async () => {
 });
 
 async function violations(): Promise<Array<{ from: string; to: string; rule: string }>> {
-  const args = ["shared", "coordinator", "worker", "bin", "bench", "tests", "--config", path.join(ROOT, ".dependency-cruiser.cjs"), "--output-type", "json"];
+  const args = ["shared", "coordinator", "worker", "harness", "bin", "bench", "tests", "--config", path.join(ROOT, ".dependency-cruiser.cjs"), "--output-type", "json"];
   // depcruise exits non-zero when it finds violations; the report is on stdout either way.
   const out = await promisify(execFile)(DEPCRUISE, args, { cwd: dir, maxBuffer: 16 * 2 ** 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? "" }));
   return ReportSchema.parse(JSON.parse(out.stdout)).summary.violations.map((v) => ({ from: v.from, to: v.to, rule: v.rule.name }));
@@ -79,6 +82,8 @@ describe("the dependency rules", () => {
     expect(has("worker-not-coordinator", "worker/daemon.ts", "coordinator/jobs/a.ts")).toBe(true);
     expect(has("bench-not-bin-or-tests", "bench/run.ts", "tests/harness/procs.ts")).toBe(true);
     expect(has("bin-not-bench-or-tests", "bin/cli.ts", "bench/run.ts")).toBe(true);
+    expect(has("harness-from-outside", "harness/procs.ts", "tests/harness/procs.ts")).toBe(true);
+    expect(has("coordinator-not-worker", "coordinator/jobs/c.ts", "harness/procs.ts")).toBe(true);
     // shared/node may use Node; nothing else in the fixture is forbidden
     expect(found.some((v) => v.from === "shared/node/logger.ts")).toBe(false);
   });

@@ -10,7 +10,7 @@ import { describe, expect, it, vi } from "vitest";
 import { NODE_FLAGS } from "../../shared/node/node-flags.js";
 import { systemdUnit } from "../../bin/commands/systemd-unit.js";
 import { parseWorkerConfig } from "../../worker/config.js";
-import { BIN, tempDir } from "../../shared/node/procs.js";
+import { BIN, tempDir } from "../../harness/procs.js";
 
 describe("launcher", () => {
   it("carries NODE_FLAGS in its shebang", () => {

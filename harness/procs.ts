@@ -10,11 +10,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { CoordinatorEventName } from "../../coordinator/observe/events.js";
-import { type EventLine, parseEventLine } from "../../coordinator/observe/log-events.js";
-import { NODE_FLAGS } from "./node-flags.js";
+import type { CoordinatorEventName } from "../coordinator/observe/events.js";
+import { type EventLine, parseEventLine } from "../coordinator/observe/log-events.js";
+import { NODE_FLAGS } from "../shared/node/node-flags.js";
 
-export const BIN = fileURLToPath(new URL("../../bin/edgepool.js", import.meta.url));
+export const BIN = fileURLToPath(new URL("../bin/edgepool.js", import.meta.url));
 
 export interface Proc {
   child: ChildProcess;
