@@ -140,7 +140,8 @@ export class WorkerSession implements ShardAnswers {
 
   /** idle → connecting: `hello` (a helloMessage text) is what every connection opens with. Throws E_STATE. */
   start(hello: string): void {
-    assertTransition(this.stateValue, "connecting", this.who);
+    // Not just any state that may go to `connecting`: `ready` does that when its connection drops.
+    if (this.stateValue !== "idle") throw new EdgepoolError("E_STATE", `${this.who} cannot start while ${this.stateValue}`);
     this.hello = hello;
     this.transition("connecting");
   }
