@@ -21,7 +21,8 @@
 import { backoffDelay } from "../../shared/backoff.js";
 import { type EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
 import type { Executor, ShardAnswers } from "../core/executor.js";
-import { WorkerSession, type SessionHooks } from "../core/session.js";
+import type { SessionHooks } from "../core/hooks.js";
+import { WorkerSession } from "../core/session.js";
 import type { HeldShard } from "../core/shard.js";
 import type { SessionState } from "../core/state.js";
 import type { Transport } from "../core/transport.js";

@@ -26,6 +26,7 @@ import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
 import { drainingMessage } from "../../shared/protocol/encode.js";
 import { parseShardFrame, type Cancel, type ErrorMessage, type ShardHeader, type Welcome } from "../../shared/protocol/messages.js";
 import type { Executor, ShardAnswers } from "./executor.js";
+import type { DrainOutcome, SessionHooks, SessionOptions } from "./hooks.js";
 import { MAX_QUEUED, ShardInbox } from "./inbox.js";
 import {
   dispatchCoordinatorText,
@@ -40,49 +41,6 @@ import {
 import { staleReason, type HeldShard } from "./shard.js";
 import { assertTransition, type SessionState } from "./state.js";
 import type { Transport } from "./transport.js";
-
-export interface SessionOptions {
-  /** How long a new connection may go without `welcome` before it is closed. */
-  helloTimeoutMs: number;
-  /** The model download base for a welcome's `modelPath`; throws for one it cannot use (the welcome is then ignored). */
-  modelBase(modelPath: string): string;
-  /** Shards queued beyond the running ones before more are refused (default MAX_QUEUED). */
-  maxQueued?: number;
-  /** Names the worker in E_STATE messages. */
-  who?: string;
-}
-
-/** What the session tells its host. Only `fatal` is required; the rest are for logs, stats and views. */
-export interface SessionHooks {
-  state?(from: SessionState, to: SessionState): void;
-  ready?(welcome: Welcome): void;
-  /** No welcome came in time; the session closes the connection right after this. */
-  helloTimeout?(ms: number): void;
-  /** Something from the coordinator that did not parse or made no sense now; ignored. */
-  malformed?(kind: "text" | "binary", e: EdgepoolError): void;
-  coordinatorError?(msg: ErrorMessage): void;
-  /** Reconnecting cannot fix this (E_VERSION): the host should stop. Called once. */
-  fatal(e: EdgepoolError): void;
-  /** A shard was queued. */
-  received?(shard: HeldShard): void;
-  /** A shard frame arrived while draining; ignored. */
-  ignored?(bytes: number): void;
-  /** A `cancel` arrived; `shard` is the one it named (already answered if it was queued), if held. */
-  cancelled?(shardId: string, shard: HeldShard | undefined, reason: string): void;
-  /** A shard's answer was dropped: cancelled, handed back by `draining`, or its connection gone. */
-  discarded?(shard: HeldShard, reason: string): void;
-  /** A `shard_error` went out. */
-  failed?(header: ShardHeader, e: EdgepoolError): void;
-  /** A running shard was answered or the connection dropped: whoever waits for running shards can look again. */
-  settled?(): void;
-}
-
-export interface DrainOutcome {
-  /** Queued shards handed back. */
-  released: number;
-  /** Whether the `draining` message went out (only from `ready`, and only on an open connection). */
-  announced: boolean;
-}
 
 export class WorkerSession implements ShardAnswers {
   private stateValue: SessionState = "idle";
