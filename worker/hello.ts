@@ -2,8 +2,7 @@
 import { createRequire } from "node:module";
 import os from "node:os";
 import * as ort from "onnxruntime-node";
-import { EdgepoolError } from "../shared/errors.js";
-import { HelloSchema, PROTOCOL_VERSION, type Hello } from "../shared/protocol/messages.js";
+import { helloMessage } from "../shared/protocol/encode.js";
 import type { WorkerConfig } from "./config.js";
 
 /** onnxruntime-node's version as its package states it, for builds whose `env.versions` is empty. */
@@ -24,14 +23,12 @@ export function runtimeVersion(): string {
 }
 
 /**
- * Builds and validates the hello message. Parsing our own message with the shared schema
- * turns a bad local value (a 200-character name) into a clear error here rather than a
- * refusal from the coordinator.
+ * The hello message's text. Built with the shared schema, so a bad local value (a
+ * 200-character name) is a clear E_CONFIG error here rather than a refusal from the
+ * coordinator.
  */
-export function buildHello(config: WorkerConfig, workerId: string): Hello {
-  const r = HelloSchema.safeParse({
-    type: "hello",
-    protocol: PROTOCOL_VERSION,
+export function buildHello(config: WorkerConfig, workerId: string): string {
+  return helloMessage({
     workerId,
     name: config.name,
     platform: process.platform,
@@ -45,9 +42,4 @@ export function buildHello(config: WorkerConfig, workerId: string): Hello {
     virtual: false,
     backend: "cpu",
   });
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new EdgepoolError("E_CONFIG", `this worker cannot describe itself to the coordinator: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
-  }
-  return r.data;
 }

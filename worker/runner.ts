@@ -20,10 +20,10 @@ import * as ort from "onnxruntime-node";
 import type { Logger } from "pino";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import type { NamedTensor, TensorSpec } from "../shared/protocol/frame.js";
-import { validateJobInputs } from "../shared/tensor/job-inputs.js";
+import { validateShardInputs } from "../shared/tensor/job-inputs.js";
 import { readModelInfo, type ModelInfo } from "../shared/onnx/model-info.js";
 import { sliceRows } from "../shared/tensor/tensor-ops.js";
-import { type DType, type Tensor, bytesPerElement, checkTensor, elementCount, isDType, viewOf } from "../shared/tensor/tensor.js";
+import { type DType, type Tensor, bytesPerElement, elementCount, isDType, viewOf } from "../shared/tensor/tensor.js";
 
 export interface RunnerOptions {
   /** ONNX Runtime intra-op threads per session. */
@@ -145,7 +145,7 @@ export class Runner {
     this.assertOpen();
     const entry = this.sessions.get(sha256);
     if (!entry) throw new EdgepoolError("E_STATE", `model ${short(sha256)} is not loaded; call load() first`);
-    this.validate(entry.info, inputs, rows);
+    validateShardInputs(entry.info, inputs, rows);
     entry.users += 1;
     entry.lastUsed = performance.now();
     try {
@@ -227,27 +227,6 @@ export class Runner {
       this.opts.log.debug({ model: e.sha256 }, "model session released");
     } catch (err) {
       this.opts.log.warn({ model: e.sha256, err: toEdgepoolError(err).message }, "cannot release model session");
-    }
-  }
-
-  /** Names, dtypes, ranks and fixed dims against the model's signature; dim 0 must be `rows`. */
-  private validate(info: ModelInfo, inputs: readonly NamedTensor[], rows: number): void {
-    if (!Number.isInteger(rows) || rows < 1) throw new EdgepoolError("E_SHAPE", `a shard needs at least one row, got ${rows}`);
-    for (const t of inputs) checkTensor(t, `input '${t.name}'`);
-    const n = validateJobInputs(
-      info.inputs,
-      inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.dims })),
-    );
-    if (n !== rows) throw new EdgepoolError("E_SHAPE", `the inputs have ${n} rows but the shard covers ${rows}`);
-    if (info.fixedBatch) return;
-    for (const m of info.inputs) {
-      const b = m.shape[0];
-      if (typeof b === "number" && b !== rows) {
-        throw new EdgepoolError(
-          "E_SHAPE",
-          `input '${m.name}' has shape ${fmt([rows, ...m.shape.slice(1)])} but the model wants ${fmt(m.shape)}: its batch dim is fixed at ${b}`,
-        );
-      }
     }
   }
 

@@ -1,20 +1,18 @@
 /**
- * A shard's two possible answers. `computeShard` runs the rows and builds the `result` frame,
- * with the outputs copied once, straight from ONNX Runtime into the frame that goes on the
- * wire; `shardErrorMessage` builds the `shard_error` for a failure.
+ * A shard's `result`: `computeShard` runs the rows and builds the `result` frame, with the
+ * outputs copied once, straight from ONNX Runtime into the frame that goes on the wire
+ * (a failure becomes a `shard_error` in the session, core/protocol.ts).
  *
  * The result also carries `throttleMs`, the rest the slot takes after this shard to stay
  * under the CPU cap, so the coordinator can rate this worker by rows / (compute + rest)
  * rather than by its speed while it computes.
  */
 import { EdgepoolError } from "../shared/errors.js";
+import { resultHeader } from "../shared/protocol/encode.js";
 import { encodeFrame, planFrame, type NamedTensor } from "../shared/protocol/frame.js";
 import { concatRows, sliceRows } from "../shared/tensor/tensor-ops.js";
-import { ShardErrorSchema, type ResultHeader, type ShardError, type ShardHeader } from "../shared/protocol/messages.js";
+import type { ShardHeader } from "../shared/protocol/messages.js";
 import type { Runner } from "./runner.js";
-
-/** Longest `message` a shard_error may carry (the protocol's limit). */
-const MAX_ERROR_MESSAGE = 4096;
 
 export interface ShardResult {
   frame: Uint8Array;
@@ -46,8 +44,7 @@ export async function computeShard(runner: Runner, header: ShardHeader, inputs: 
     // time for the header and the one copy of the outputs lands in the frame itself.
     out.computeMs = roundMs(performance.now() - started);
     out.throttleMs = throttleFor(out.computeMs, maxCpu);
-    const result: ResultHeader = { type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: out.computeMs, throttleMs: out.throttleMs };
-    const { frame, slots } = planFrame(result, specs, alloc);
+    const { frame, slots } = planFrame(resultHeader(header.shardId, header.jobId, out.computeMs, out.throttleMs), specs, alloc);
     out.frame = frame;
     return slots;
   });
@@ -73,29 +70,8 @@ export async function computeShards(runner: Runner, headers: readonly ShardHeade
   return headers.map((header, k) => {
     const share = roundMs((computeMs * rows[k]!) / total);
     const throttleMs = throttleFor(share, maxCpu);
-    const result: ResultHeader = { type: "result", shardId: header.shardId, jobId: header.jobId, computeMs: share, throttleMs };
-    const frame = encodeFrame(result, outputs.map((o) => ({ name: o.name, ...sliceRows(o, at, at + rows[k]!) })), alloc);
+    const frame = encodeFrame(resultHeader(header.shardId, header.jobId, share, throttleMs), outputs.map((o) => ({ name: o.name, ...sliceRows(o, at, at + rows[k]!) })), alloc);
     at += rows[k]!;
     return { frame, computeMs: share, throttleMs };
   });
-}
-
-function truncate(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
-}
-
-/**
- * The `shard_error` for a failed shard, checked against the shared schema so that a bug here
- * shows up in the worker's own log rather than as a protocol complaint from the coordinator.
- */
-export function shardErrorMessage(header: ShardHeader, e: EdgepoolError): ShardError {
-  const r = ShardErrorSchema.safeParse({
-    type: "shard_error",
-    shardId: header.shardId,
-    jobId: header.jobId,
-    code: e.code,
-    message: truncate(e.message, MAX_ERROR_MESSAGE),
-  });
-  if (!r.success) throw new EdgepoolError("E_INTERNAL", `cannot build shard_error: ${r.error.issues[0]?.message ?? "invalid"}`);
-  return r.data;
 }

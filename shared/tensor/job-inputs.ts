@@ -1,10 +1,11 @@
 /**
  * Checks a job's named inputs against a model's signature before any work is planned: the
  * same names, dtypes, ranks and fixed trailing dims, and one batch size N shared by all.
- * Used by the coordinator (authoritative) and by `submit` (to fail before uploading).
+ * Used by the coordinator (authoritative) and by `submit` (to fail before uploading), and,
+ * through `validateShardInputs`, by both worker runners before a shard reaches ONNX Runtime.
  */
 import { EdgepoolError } from "../errors.js";
-import type { DType } from "./tensor.js";
+import { checkTensor, type DType, type Tensor } from "./tensor.js";
 
 export interface SignatureInput {
   name: string;
@@ -74,6 +75,38 @@ export function validateJobInputs(model: readonly SignatureInput[], given: reado
   }
   if (rows === undefined || rows < 1) throw new EdgepoolError("E_SHAPE", "the job has no rows: dim 0 of the inputs is 0");
   return rows;
+}
+
+/** A model's inputs as a runner knows them: its signature, and whether every batch dim is fixed at 1. */
+export interface ShardSignature {
+  inputs: readonly SignatureInput[];
+  fixedBatch: boolean;
+}
+
+/**
+ * Checks one shard's tensors before a runner feeds them to a model: each tensor is
+ * well-formed, names, dtypes, ranks and fixed dims match the signature, dim 0 is `rows`, and
+ * a batch dim the model fixes is honoured (a model fixed at 1 is run row by row instead).
+ * Throws E_SHAPE, E_DTYPE or E_BAD_REQUEST naming the input.
+ */
+export function validateShardInputs(info: ShardSignature, inputs: readonly (Tensor & { name: string })[], rows: number): void {
+  if (!Number.isInteger(rows) || rows < 1) throw new EdgepoolError("E_SHAPE", `a shard needs at least one row, got ${rows}`);
+  for (const t of inputs) checkTensor(t, `input '${t.name}'`);
+  const n = validateJobInputs(
+    info.inputs,
+    inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.dims })),
+  );
+  if (n !== rows) throw new EdgepoolError("E_SHAPE", `the inputs have ${n} rows but the shard covers ${rows}`);
+  if (info.fixedBatch) return;
+  for (const m of info.inputs) {
+    const b = m.shape[0];
+    if (typeof b === "number" && b !== rows) {
+      throw new EdgepoolError(
+        "E_SHAPE",
+        `input '${m.name}' has shape ${fmt([rows, ...m.shape.slice(1)])} but the model wants ${fmt(m.shape)}: its batch dim is fixed at ${b}`,
+      );
+    }
+  }
 }
 
 /** Characters outside [A-Za-z0-9._-] in a tensor name become '_' to make a file name. */

@@ -1,48 +1,35 @@
 /**
- * The browser worker's side of the protocol, on the join page's main thread; the compute
- * happens in the engine (a Web Worker, see engine-client.ts).
+ * The browser worker's side of the protocol, on the join page's main thread: the shared
+ * protocol session (worker/core/session.ts) over the page's WebSocket, with the compute in
+ * the engine (a Web Worker, see engine-client.ts), pause reasons (the user, the battery) and
+ * redialling with backoff.
  *
- * State: `connecting` (dialling, or waiting for `welcome` after our `hello`) → `ready`
- * (shards accepted) → back to `connecting` whenever the socket drops, redialling with
- * backoff. Pausing from `ready` goes through `pausing`: the page sends `draining` naming the
- * shards it has queued (the coordinator re-queues them at once and sends nothing more), lets
- * the running shard finish and sends its result, then closes the socket: `paused`. From
- * `connecting` it is `paused` at once. The protocol has no "pause": a paused page has left
- * the pool, and resuming joins it again (same worker id) through `connecting`. `failed` is
- * final (a protocol version mismatch, an engine that cannot run): only a reload helps.
+ * State (`AgentState`, a view of the session's): `connecting` (dialling, or waiting for
+ * `welcome` after our `hello`) → `ready` (shards accepted) → back to `connecting` whenever the
+ * socket drops. Pausing from `ready` goes through `pausing` (the session's `draining`): the
+ * page sends `draining` naming the shards it has queued (the coordinator re-queues them at
+ * once and sends nothing more), lets the running shard finish and sends its result, then
+ * closes the socket: `paused` (the session's `idle`). From `connecting` it is `paused` at
+ * once. The protocol has no "pause": a paused page has left the pool, and resuming joins it
+ * again (same worker id) through `connecting`. `failed` (the session's `closed`) is final (a
+ * protocol version mismatch, an engine that cannot run): only a reload helps.
  *
  * Shards: one runs at a time (slots 1); the coordinator's prefetch keeps the next queued
- * here. Each is answered with one `result` frame or one `shard_error`, except shards named in
- * `draining`, and shards whose connection dropped: the coordinator re-queued those, so their
- * results are discarded. A `cancel` drops a queued shard, or marks the running one so its
- * result is discarded (ONNX Runtime cannot be interrupted mid-run). Nothing the coordinator
- * sends can break the page: malformed input is logged and ignored.
+ * here. The session answers each once, drops answers for shards that were cancelled or whose
+ * connection dropped, and ignores malformed input (logged here).
  */
 import { backoffDelay } from "../../shared/backoff.js";
-import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
-import {
-  DrainingSchema,
-  ShardErrorSchema,
-  checkProtocolVersion,
-  parseCoordinatorText,
-  parseShardFrame,
-  type Cancel,
-  type Hello,
-  type ShardHeader,
-  type Welcome,
-} from "../../shared/protocol/messages.js";
+import { type EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
+import type { Executor, ShardAnswers } from "../core/executor.js";
+import type { SessionHooks } from "../core/hooks.js";
+import { WorkerSession } from "../core/session.js";
+import type { HeldShard } from "../core/shard.js";
+import type { SessionState } from "../core/state.js";
+import type { Transport } from "../core/transport.js";
 import type { EngineClient } from "./engine-client.js";
 
 export type AgentState = "connecting" | "ready" | "pausing" | "paused" | "failed";
 export type PauseReason = "user" | "battery";
-
-const TRANSITIONS: Record<AgentState, readonly AgentState[]> = {
-  connecting: ["ready", "paused", "failed"],
-  ready: ["connecting", "pausing", "failed"],
-  pausing: ["paused", "failed"],
-  paused: ["connecting", "failed"],
-  failed: [],
-};
 
 export interface AgentOptions {
   wsUrl: string;
@@ -50,7 +37,8 @@ export interface AgentOptions {
   protocols: string[];
   /** Resolves the coordinator's `modelPath` to an absolute URL prefix. */
   modelBase: (modelPath: string) => string;
-  hello: Hello;
+  /** The hello text (buildBrowserHello). */
+  hello: string;
   engine: EngineClient;
   reconnectMinMs: number;
   reconnectMaxMs: number;
@@ -84,25 +72,30 @@ export interface AgentEvents {
   log(level: "info" | "warn" | "error", message: string): void;
 }
 
-interface Task {
-  header: ShardHeader;
-  frame: ArrayBuffer;
-  epoch: number;
-  cancelled: boolean;
-}
-
 const RECENT = 8;
 
+/** The page's state for a session state; `idle` is "connecting" until start(), "paused" after. */
+function agentState(s: SessionState, started: boolean): AgentState {
+  switch (s) {
+    case "idle":
+      return started ? "paused" : "connecting";
+    case "connecting":
+    case "ready":
+      return s;
+    case "draining":
+      return "pausing";
+    case "closed":
+      return "failed";
+  }
+}
+
 export class BrowserAgent {
-  private stateValue: AgentState = "connecting";
   private socket: WebSocket | null = null;
-  private epoch = 0;
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  private helloTimer: ReturnType<typeof setTimeout> | null = null;
-  private modelBase: string | null = null;
-  private readonly queue: Task[] = [];
-  private running: Task | null = null;
+  private readonly session: WorkerSession;
+  /** The shard in the engine now (maybe of a connection since lost: the engine cannot be interrupted). */
+  private running: HeldShard | null = null;
   private runningSince = 0;
   private readonly reasons = new Set<PauseReason>();
   private readonly recent: ShardRecord[] = [];
@@ -114,10 +107,29 @@ export class BrowserAgent {
   constructor(
     private readonly opts: AgentOptions,
     private readonly events: AgentEvents,
-  ) {}
+  ) {
+    const isOpen = (): boolean => this.socket?.readyState === WebSocket.OPEN;
+    const transport: Transport = {
+      get isOpen() {
+        return isOpen();
+      },
+      sendText: (text) => this.send(text),
+      sendBinary: (frame) => this.send(frame),
+      close: (code, reason) => this.socket?.close(code, reason),
+    };
+    const executor: Executor = {
+      canRun: () => this.running === null,
+      run: (batch, answers) => this.runShard(batch[0]!, answers),
+    };
+    this.session = new WorkerSession(transport, executor, this.sessionHooks(), {
+      helloTimeoutMs: opts.helloTimeoutMs,
+      modelBase: opts.modelBase,
+      who: "browser worker",
+    });
+  }
 
   get state(): AgentState {
-    return this.stateValue;
+    return agentState(this.session.state, this.started);
   }
 
   snapshot(): AgentSnapshot {
@@ -128,10 +140,10 @@ export class BrowserAgent {
       ms += r.computeMs;
     }
     return {
-      state: this.stateValue,
+      state: this.state,
       pauseReasons: [...this.reasons],
-      running: this.running ? { jobId: this.running.header.jobId, rows: this.running.header.end - this.running.header.start, since: this.runningSince } : null,
-      queued: this.queue.length,
+      running: this.running ? { jobId: this.running.header.jobId, rows: this.running.rows, since: this.runningSince } : null,
+      queued: this.session.queued,
       ...this.stats,
       recentSamplesPerSec: ms > 0 ? (rows * 1000) / ms : 0,
       lastError: this.lastError,
@@ -143,8 +155,10 @@ export class BrowserAgent {
   start(): void {
     if (this.started) return;
     this.started = true;
-    if (this.reasons.size > 0) this.transition("paused");
-    else this.dial();
+    if (this.reasons.size === 0) {
+      this.session.start(this.opts.hello);
+      this.dial();
+    }
     this.changed();
   }
 
@@ -159,21 +173,21 @@ export class BrowserAgent {
       return;
     }
     if (want) this.pause();
-    else if (this.stateValue === "paused") this.resume();
+    else if (this.state === "paused") this.resume();
     this.changed();
   }
 
   /** Stops for good (the page is going away): the socket closes, the coordinator re-queues. */
   close(): void {
-    this.clearTimers();
-    if (this.stateValue !== "failed") this.transition("failed");
+    this.clearReconnect();
+    this.session.close();
     this.socket?.close(1001, "page closed");
   }
 
   // ---- connection ----
 
   private dial(): void {
-    this.clearTimers();
+    this.clearReconnect();
     const socket = new WebSocket(this.opts.wsUrl, this.opts.protocols);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
@@ -182,17 +196,16 @@ export class BrowserAgent {
       if (this.socket !== socket) return;
       opened = true;
       this.attempt = 0;
-      socket.send(JSON.stringify(this.opts.hello));
-      this.helloTimer = setTimeout(() => {
-        this.log("warn", `no welcome from the coordinator within ${this.opts.helloTimeoutMs} ms; reconnecting`);
-        socket.close(4000, "no welcome");
-      }, this.opts.helloTimeoutMs);
+      this.guard(() => {
+        if (!this.session.opened()) socket.close(1000, "not joining");
+      });
     });
     socket.addEventListener("message", (e: MessageEvent<unknown>) => {
       if (this.socket !== socket) return;
       this.guard(() => {
-        if (typeof e.data === "string") this.onText(e.data);
-        else if (e.data instanceof ArrayBuffer) this.onBinary(e.data);
+        if (typeof e.data === "string") this.session.text(e.data);
+        else if (e.data instanceof ArrayBuffer) this.session.binary(new Uint8Array(e.data));
+        this.changed();
       });
     });
     socket.addEventListener("close", (e: CloseEvent) => {
@@ -203,109 +216,54 @@ export class BrowserAgent {
 
   private onClosed(code: number, reason: string, opened: boolean): void {
     this.socket = null;
-    this.clearTimers();
-    this.epoch += 1;
-    this.modelBase = null;
+    this.clearReconnect();
     this.connectedSince = null;
-    this.queue.length = 0;
-    const s = this.stateValue;
+    const s = this.session.state;
+    this.session.lost();
     if (!opened && s === "connecting") {
       // Browsers hide why a WebSocket was refused (a 401 looks like a network error).
       this.lastError = `cannot reach the coordinator at ${this.opts.wsUrl}${this.opts.protocols.length > 1 ? "" : " (if it requires a worker token, open the join link that carries one: …/join#token=…)"}; retrying`;
     }
     if (s === "ready" || s === "connecting") {
-      if (s === "ready") {
-        this.transition("connecting");
-        this.log("warn", `connection to the coordinator lost (${code}${reason ? ` ${reason}` : ""}); reconnecting`);
-      }
+      if (s === "ready") this.log("warn", `connection to the coordinator lost (${code}${reason ? ` ${reason}` : ""}); reconnecting`);
       const delay = backoffDelay(this.attempt++, this.opts.reconnectMinMs, this.opts.reconnectMaxMs);
       this.reconnectTimer = setTimeout(() => this.dial(), delay);
-    } else if (s === "pausing") {
-      this.transition("paused");
+    } else if (s === "draining") {
+      this.session.leave();
       this.afterPause();
     }
     this.changed();
   }
 
-  private onText(text: string): void {
-    let msg;
-    try {
-      msg = parseCoordinatorText(text);
-    } catch (err) {
-      this.log("warn", `ignored a malformed message from the coordinator: ${toEdgepoolError(err).message}`);
-      return;
-    }
-    if (msg.type === "welcome") this.onWelcome(msg);
-    else if (msg.type === "cancel") this.onCancel(msg);
-    else {
-      this.lastError = `${msg.code}: ${msg.message}`;
-      this.log("error", `the coordinator says ${msg.code}: ${msg.message}`);
+  private sessionHooks(): SessionHooks {
+    return {
+      ready: () => {
+        this.connectedSince = Date.now();
+        this.lastError = null;
+        this.log("info", "joined the pool; waiting for work");
+      },
+      helloTimeout: (ms) => this.log("warn", `no welcome from the coordinator within ${ms} ms; reconnecting`),
+      malformed: (kind, e) => this.log("warn", `ignored a malformed ${kind === "text" ? "message from the coordinator" : "shard frame"}: ${e.message}`),
+      coordinatorError: (msg) => {
+        this.lastError = `${msg.code}: ${msg.message}`;
+        this.log("error", `the coordinator says ${msg.code}: ${msg.message}`);
+      },
       // Reconnecting cannot fix a version mismatch: the page and the coordinator must match.
-      if (msg.code === "E_VERSION") this.fail(new EdgepoolError("E_VERSION", msg.message));
-      this.changed();
-    }
-  }
-
-  private onWelcome(msg: Welcome): void {
-    if (this.stateValue !== "connecting" || this.helloTimer === null) {
-      this.log("warn", `ignored an unexpected welcome while ${this.stateValue}`);
-      return;
-    }
-    try {
-      checkProtocolVersion(msg.protocol, "the coordinator");
-    } catch (err) {
-      this.fail(toEdgepoolError(err));
-      return;
-    }
-    this.clearTimers();
-    this.modelBase = this.opts.modelBase(msg.modelPath);
-    this.connectedSince = Date.now();
-    this.lastError = null;
-    this.transition("ready");
-    this.log("info", "joined the pool; waiting for work");
-    this.changed();
-  }
-
-  private onCancel(msg: Cancel): void {
-    const i = this.queue.findIndex((t) => t.header.shardId === msg.shardId);
-    if (i >= 0) this.queue.splice(i, 1);
-    else if (this.running?.header.shardId === msg.shardId) this.running.cancelled = true;
-    this.changed();
-  }
-
-  private onBinary(buffer: ArrayBuffer): void {
-    if (this.stateValue !== "ready" || this.modelBase === null) return; // pausing: nothing new
-    let header: ShardHeader;
-    try {
-      header = parseShardFrame(new Uint8Array(buffer)).header;
-    } catch (err) {
-      this.log("warn", `ignored a malformed shard frame: ${toEdgepoolError(err).message}`);
-      return;
-    }
-    if (this.running?.header.shardId === header.shardId || this.queue.some((t) => t.header.shardId === header.shardId)) {
-      this.log("warn", `ignored shard ${header.shardId}: already held`);
-      return;
-    }
-    this.queue.push({ header, frame: buffer, epoch: this.epoch, cancelled: false });
-    this.pump();
-    this.changed();
+      fatal: (e) => this.fail(e),
+    };
   }
 
   // ---- shards ----
 
-  private pump(): void {
-    if (this.running || this.stateValue !== "ready" || this.modelBase === null) return;
-    const task = this.queue.shift();
-    if (!task) return;
-    this.running = task;
+  /** Hands one shard's frame to the engine (transferred, not copied) and answers it when the engine does. */
+  private runShard(shard: HeldShard, answers: ShardAnswers): void {
+    this.running = shard;
     this.runningSince = Date.now();
-    const modelBase = this.modelBase;
     this.opts.engine
-      .run(task.frame, modelBase)
+      .run(shard.frame.buffer as ArrayBuffer, shard.modelBase)
       .then(
         (out) => {
-          if (!this.current(task)) return;
-          this.send(out.frame);
+          if (!answers.result(shard, new Uint8Array(out.frame))) return;
           this.stats.shardsDone += 1;
           this.stats.samplesDone += out.rows;
           this.stats.computeMs += out.computeMs;
@@ -317,56 +275,48 @@ export class BrowserAgent {
           this.stats.shardErrors += 1;
           this.lastError = `${e.code}: ${e.message}`;
           this.log("error", `shard failed: ${e.code} ${e.message}`);
-          if (this.current(task)) {
-            const m = ShardErrorSchema.safeParse({ type: "shard_error", shardId: task.header.shardId, jobId: task.header.jobId, code: e.code, message: e.message.slice(0, 4096) });
-            if (m.success) this.send(JSON.stringify(m.data));
-          }
+          answers.error(shard, e);
           // An engine that died cannot run the next shard either.
           if (e.code === "E_INTERNAL" || e.code === "E_CANCELLED") this.fail(e);
         },
       )
       .finally(() => {
         this.running = null;
-        if (this.stateValue === "pausing") this.socket?.close(1000, "paused");
-        this.pump();
+        if (this.session.state === "draining") this.socket?.close(1000, "paused");
+        this.session.pump();
         this.changed();
       })
       .catch((err: unknown) => this.log("error", `internal error after a shard: ${toEdgepoolError(err).message}`));
   }
 
-  /** True while the task's answer is still wanted: not cancelled, same connection. */
-  private current(task: Task): boolean {
-    return !task.cancelled && task.epoch === this.epoch && this.socket !== null;
-  }
-
-  private send(data: string | ArrayBuffer): void {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(data);
+  private send(data: string | Uint8Array): boolean {
+    if (this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(data);
+    return true;
   }
 
   // ---- pause and resume ----
 
   private pause(): void {
-    const s = this.stateValue;
+    const s = this.session.state;
     if (s === "ready") {
-      this.transition("pausing");
-      const released = this.queue.splice(0).map((t) => t.header.shardId);
-      const msg = DrainingSchema.safeParse({ type: "draining", released });
-      if (msg.success) this.send(JSON.stringify(msg.data));
-      this.log("info", `pausing: handed back ${released.length} queued shard(s)${this.running ? "; finishing the running one" : ""}`);
+      const { released } = this.session.drain();
+      this.log("info", `pausing: handed back ${released} queued shard(s)${this.running ? "; finishing the running one" : ""}`);
       if (!this.running) this.socket?.close(1000, "paused");
     } else if (s === "connecting") {
-      this.clearTimers();
+      this.clearReconnect();
       const socket = this.socket;
+      // Its close event is not ours to handle any more.
       this.socket = null;
-      this.epoch += 1;
+      this.session.lost();
+      this.session.leave();
       socket?.close(1000, "paused");
-      this.transition("paused");
       this.log("info", "paused");
     }
   }
 
   private resume(): void {
-    this.transition("connecting");
+    this.session.start(this.opts.hello);
     this.log("info", "resuming: joining the pool again");
     this.dial();
   }
@@ -380,27 +330,18 @@ export class BrowserAgent {
   // ---- plumbing ----
 
   private fail(e: EdgepoolError): void {
-    if (this.stateValue === "failed") return;
+    if (this.session.state === "closed") return;
     this.lastError = `${e.code}: ${e.message}`;
     this.log("error", `stopped: ${e.message}`);
-    this.clearTimers();
-    this.transition("failed");
+    this.clearReconnect();
+    this.session.close();
     this.socket?.close(1000, e.code);
     this.changed();
   }
 
-  private transition(to: AgentState): void {
-    const from = this.stateValue;
-    if (from === to) return;
-    if (!TRANSITIONS[from].includes(to)) throw new EdgepoolError("E_STATE", `browser worker cannot go from ${from} to ${to}`);
-    this.stateValue = to;
-  }
-
-  private clearTimers(): void {
+  private clearReconnect(): void {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    if (this.helloTimer) clearTimeout(this.helloTimer);
     this.reconnectTimer = null;
-    this.helloTimer = null;
   }
 
   private guard(fn: () => void): void {

@@ -3,8 +3,7 @@
  * reload keeps it and two tabs are two workers), a name a person recognises, and the `hello`
  * that opens every connection, built with the shared schema so a bad value fails here.
  */
-import { EdgepoolError } from "../../shared/errors.js";
-import { HelloSchema, PROTOCOL_VERSION, type Hello } from "../../shared/protocol/messages.js";
+import { helloMessage } from "../../shared/protocol/encode.js";
 import type { EngineInfo } from "./engine-messages.js";
 
 const ID_KEY = "edgepool.workerId";
@@ -41,12 +40,10 @@ export function defaultName(workerId: string, ua: string): string {
   return `${deviceLabel(ua)}-${workerId.slice(-4)}`;
 }
 
-/** Builds and checks the hello for this browser. Throws E_CONFIG naming the bad field. */
-export function buildBrowserHello(workerId: string, name: string, info: EngineInfo): Hello {
+/** The hello text for this browser, built with the shared schema. Throws E_CONFIG naming the bad field. */
+export function buildBrowserHello(workerId: string, name: string, info: EngineInfo): string {
   const nav = navigator as Navigator & { deviceMemory?: number };
-  const r = HelloSchema.safeParse({
-    type: "hello",
-    protocol: PROTOCOL_VERSION,
+  return helloMessage({
     workerId,
     name,
     platform: "browser",
@@ -62,9 +59,4 @@ export function buildBrowserHello(workerId: string, name: string, info: EngineIn
     backend: info.backend,
     userAgent: navigator.userAgent.slice(0, 512),
   });
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new EdgepoolError("E_CONFIG", `this browser cannot describe itself to the coordinator: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`);
-  }
-  return r.data;
 }

@@ -1,7 +1,7 @@
 /**
  * onnxruntime-web sessions, one per model hash, and a shard's rows through them: the browser
  * twin of worker/runner.ts, with the same rules. Inputs are checked against the model's
- * signature (shared/tensor/job-inputs.ts); a model whose batch dim is fixed at 1 runs the shard one
+ * signature with the same validateShardInputs (shared/tensor/job-inputs.ts); a model whose batch dim is fixed at 1 runs the shard one
  * row at a time on zero-copy row views; outputs must keep the rows as dim 0, and are copied
  * once, into the `result` frame that goes back to the coordinator.
  *
@@ -14,10 +14,11 @@
  */
 import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
 import { planFrame, type NamedTensor, type TensorSpec } from "../../shared/protocol/frame.js";
-import { type SignatureInput, validateJobInputs } from "../../shared/tensor/job-inputs.js";
-import { ResultHeaderSchema, type ShardHeader } from "../../shared/protocol/messages.js";
+import { type SignatureInput, validateShardInputs } from "../../shared/tensor/job-inputs.js";
+import { resultHeader } from "../../shared/protocol/encode.js";
+import type { ShardHeader } from "../../shared/protocol/messages.js";
 import { sliceRows } from "../../shared/tensor/tensor-ops.js";
-import { type DType, type Tensor, checkTensor, isDType } from "../../shared/tensor/tensor.js";
+import { type DType, type Tensor, isDType } from "../../shared/tensor/tensor.js";
 import type { Backend } from "./engine-messages.js";
 import type { OrtModule } from "./ort-web.js";
 
@@ -77,7 +78,7 @@ export class WebRunner {
     const entry = this.sessions.get(header.model);
     if (!entry) throw new EdgepoolError("E_STATE", `model ${short(header.model)} is not loaded`);
     const rows = header.end - header.start;
-    this.validate(entry.info, inputs, rows);
+    validateShardInputs(entry.info, inputs, rows);
     entry.lastUsed = performance.now();
     const started = performance.now();
     const perRow: OrtTensor[][] = [];
@@ -97,8 +98,7 @@ export class WebRunner {
       }
       return { name, dtype: outputDType(name, t), dims: [rows, ...t.dims.slice(1)] };
     });
-    const result = ResultHeaderSchema.parse({ type: "result", shardId: header.shardId, jobId: header.jobId, computeMs, throttleMs: 0 });
-    const { frame, slots } = planFrame(result, specs);
+    const { frame, slots } = planFrame(resultHeader(header.shardId, header.jobId, computeMs, 0), specs);
     specs.forEach((spec, i) => {
       const slot = slots[i]!;
       const rowLen = slot.byteLength / rows;
@@ -144,19 +144,6 @@ export class WebRunner {
       if (!victim) return;
       this.sessions.delete(victim.sha256);
       await victim.session.release().catch(() => undefined);
-    }
-  }
-
-  private validate(info: Signature, inputs: readonly NamedTensor[], rows: number): void {
-    for (const t of inputs) checkTensor(t, `input '${t.name}'`);
-    const n = validateJobInputs(info.inputs, inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.dims })));
-    if (n !== rows) throw new EdgepoolError("E_SHAPE", `the inputs have ${n} rows but the shard covers ${rows}`);
-    if (info.fixedBatch) return;
-    for (const m of info.inputs) {
-      const b = m.shape[0];
-      if (typeof b === "number" && b !== rows) {
-        throw new EdgepoolError("E_SHAPE", `input '${m.name}' has ${rows} rows but the model's batch dim is fixed at ${b}`);
-      }
     }
   }
 
