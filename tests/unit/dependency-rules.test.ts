@@ -4,7 +4,7 @@
  * matching (a renamed folder, a typo in a pattern) fails this test instead of passing silently.
  */
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,7 +22,7 @@ const FIXTURE: Record<string, string> = {
   // browser code reaching for Node: a built-in and shared/node
   "worker/browser/page.ts": 'import { join } from "node:path";\nimport { read } from "../../shared/node/logger.js";\nexport const x = [join, read];\n',
   // worker/core is browser code too
-  "worker/core/session.ts": 'import { read } from "../../shared/node/logger.js";\nexport const y = read;\n',
+  "worker/core/session.ts": 'import { read } from "../../shared/node/logger.js";\nimport { WebSocket } from "ws";\nimport { z } from "zod";\nexport const y = [read, WebSocket, z];\n',
   // shared importing the coordinator
   "shared/tensor/tensor.ts": 'import { a } from "../../coordinator/jobs/a.js";\nexport const t = a;\n',
   // a cycle inside the coordinator, and the coordinator importing the worker
@@ -55,6 +55,8 @@ beforeAll(async () => {
     await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
     await writeFile(path.join(dir, file), text);
   }
+  // Packages resolve as they do in the project.
+  await symlink(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
 });
 
 afterAll(async () => {
@@ -75,6 +77,8 @@ describe("the dependency rules", () => {
     expect(has("browser-no-node", "worker/browser/page.ts", "path")).toBe(true);
     expect(has("browser-no-shared-node", "worker/browser/page.ts", "shared/node/logger.ts")).toBe(true);
     expect(has("browser-no-shared-node", "worker/core/session.ts", "shared/node/logger.ts")).toBe(true);
+    expect(has("browser-packages", "worker/core/session.ts", "node_modules/ws/")).toBe(true);
+    expect(has("browser-packages", "worker/core/session.ts", "node_modules/zod/")).toBe(false);
     expect(has("shared-is-the-base", "shared/tensor/tensor.ts", "coordinator/jobs/a.ts")).toBe(true);
     expect(has("no-cycles", "coordinator/jobs/a.ts", "coordinator/jobs/b.ts") || has("no-cycles", "coordinator/jobs/b.ts", "coordinator/jobs/a.ts")).toBe(true);
     expect(has("coordinator-not-worker", "coordinator/jobs/b.ts", "worker/core/session.ts")).toBe(true);
