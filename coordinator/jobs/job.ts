@@ -6,7 +6,7 @@
  * What is in flight is the scheduler's (scheduling/dispatch.ts). Each shard's result is
  * accepted exactly once: a shard is pending or in flight, then `writing` while its rows go to
  * disk, then done in the database. Everything needed to resume lives in the database and the
- * .npy files.
+ * .npy files, a shard's failed attempts included.
  */
 import path from "node:path";
 import { mkdir, rm } from "node:fs/promises";
@@ -38,9 +38,15 @@ export function knownOutputRowBytes(outputs: ReadonlyArray<{ dtype: DType; shape
 
 const NO_CAUSES: readonly string[] = [];
 
+/** Where a shard's failed attempts are recorded durably (the job's row in the database). */
+interface AttemptLog {
+  record(idx: number): void;
+}
+
 /**
  * A shard: rows [start, end) of a job, cut once and sent until a result is accepted. Its
- * failed attempts change only through `fail`.
+ * failed attempts change only through `fail`, which records each one durably, so that a
+ * restart neither forgets them nor retries a shard without bound.
  */
 export class ShardTask {
   private failures: number;
@@ -57,6 +63,7 @@ export class ShardTask {
     readonly idx: number,
     readonly start: number,
     readonly end: number,
+    private readonly log: AttemptLog | null,
     attempts = 0,
   ) {
     this.failures = attempts;
@@ -80,11 +87,12 @@ export class ShardTask {
     return this.failedWorkers?.has(workerId) ?? false;
   }
 
-  /** Counts a failed attempt (on `workerId`, if a worker's); returns the attempts so far. */
+  /** Counts a failed attempt (on `workerId`, if a worker's), records it durably; returns the attempts so far. */
   fail(cause: string, workerId: string | null): number {
     this.failures += 1;
     (this.lines ??= []).push(cause);
     if (workerId !== null) (this.failedWorkers ??= new Set()).add(workerId);
+    this.log?.record(this.idx);
     return this.failures;
   }
 }
@@ -117,6 +125,7 @@ export class Job {
   samplesDone: number;
   shardsDone: number;
   private virtualTouch = false;
+  private readonly attemptLog: AttemptLog;
 
   private constructor(
     readonly row: JobRow,
@@ -130,6 +139,7 @@ export class Job {
     this.shardsDone = row.shardsDone;
     this.nextRow = row.nextRow;
     this.nextIdx = db.lastShardIdx(row.id) + 1;
+    this.attemptLog = { record: (idx) => db.recordAttempt(row.id, idx) };
   }
 
   /**
@@ -150,7 +160,8 @@ export class Job {
       await job.closeFiles();
       throw err;
     }
-    for (const s of db.pendingShards(row.id)) job.pending.push(new ShardTask(s.idx, s.start, s.end, s.attempts));
+    // Attempts come back with the shards, so a restart does not give a failing shard a fresh count.
+    for (const s of db.pendingShards(row.id)) job.pending.push(new ShardTask(s.idx, s.start, s.end, job.attemptLog, s.attempts));
     job.prepareOutputs();
     return job;
   }
@@ -211,7 +222,7 @@ export class Job {
     const idx = this.nextIdx++;
     this.db.cutShard(this.id, idx, start, end);
     this.nextRow = end;
-    return new ShardTask(idx, start, end);
+    return new ShardTask(idx, start, end, this.attemptLog);
   }
 
   /** Shards cut and waiting to be sent. */
@@ -256,6 +267,11 @@ export class Job {
   /** Forgets every waiting shard (the job is leaving scheduling). */
   clearPending(): void {
     this.pending.length = 0;
+  }
+
+  /** A waiting shard that has already failed `maxAttempts` times (before a restart), if any. */
+  exhausted(maxAttempts: number): ShardTask | undefined {
+    return this.pending.find((t) => t.attempts >= maxAttempts);
   }
 
   transition(to: JobState, error: string | null = null): void {

@@ -9,8 +9,8 @@
  *
  * Failure: a worker that goes away hands its shards back to the front of their jobs' queues.
  * A shard that errors, or gets no answer by its deadline (intake.ts), is withdrawn and retried
- * here (`withdraw`), preferring a worker that has not failed it, up to `maxShardAttempts`;
- * then its job fails with every cause seen.
+ * here (`withdraw`), preferring a worker that has not failed it, up to `maxShardAttempts`,
+ * counted durably across restarts; then its job fails with every cause seen.
  *
  * Policies decide and scheduling acts: which late shards to copy onto idle workers
  * (stragglers.ts; the first result accepted wins in `commit`, the other copies are
@@ -152,6 +152,13 @@ export class Scheduler {
   addJob(job: Job): void {
     this.jobs.push(job);
     this.vetting.addJob(job);
+    // Attempts survive a restart: a shard that used them all before it fails the job now.
+    const spent = job.exhausted(this.opts.maxShardAttempts);
+    if (spent) {
+      const error = `shard ${spent.idx} (rows ${spent.start}-${spent.end}) failed ${spent.attempts} times before the coordinator restarted (maxShardAttempts ${this.opts.maxShardAttempts})`;
+      this.failJob(job, new EdgepoolError("E_INFERENCE", error));
+      return;
+    }
     this.pump();
   }
 

@@ -65,7 +65,7 @@ export class ShardSelection {
         if (admission.kind === "canary") {
           this.rr = (this.rr + k + 1) % n;
           const { canary } = admission;
-          return { job, task: new ShardTask(-1, canary.row, canary.row + 1), canary };
+          return { job, task: new ShardTask(-1, canary.row, canary.row + 1, null), canary };
         }
       }
       const task = this.pendingFor(w, job) ?? this.cut(w, job, readyWorkers);

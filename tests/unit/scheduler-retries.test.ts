@@ -1,7 +1,7 @@
 /**
  * The scheduler's retries, driven by fake workers (scheduler-fakes.ts): a shard_error is
  * retried on another worker, the last allowed attempt fails the job with every cause, a
- * missed deadline is withdrawn and retried.
+ * missed deadline is withdrawn and retried, and attempts survive a restart.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { CoordinatorEventMap } from "../../coordinator/observe/events.js";
@@ -99,5 +99,56 @@ describe("deadlines", () => {
     slow.answer(late!);
     expect(h.scheduler.counters.lateResults).toBe(1);
     expect(h.scheduler.counters.completed).toBe(1);
+  });
+});
+
+describe("attempts across a restart", () => {
+  /** Fails shard 0 of a one-row job twice on one worker, then restarts: the database is closed where it stands and opened again. */
+  async function failTwiceAndRestart(h: Harness) {
+    const job = await h.job({ rows: 1 });
+    const w = h.worker("w", "manual");
+    h.scheduler.addJob(job);
+    const [first] = await w.link.received(1);
+    w.fail(first!, "E_INFERENCE", "boom 1");
+    const [, second] = await w.link.received(2);
+    w.fail(second!, "E_INFERENCE", "boom 2");
+    await w.link.received(3); // the third try is on its way when the coordinator stops
+    const db = h.reopenDb();
+    return { job, db };
+  }
+
+  it("records each failed attempt durably and restores the count on resume", async () => {
+    const h = await setUp({ maxShardAttempts: 3 });
+    const { job, db } = await failTwiceAndRestart(h);
+    expect(db.pendingShards(job.id)).toEqual([{ idx: 0, start: 0, end: 1, attempts: 2 }]);
+    const resumed = await h.open(job.id, 1);
+    expect(resumed.pendingTasks().map((t) => t.attempts)).toEqual([2]);
+
+    // One attempt is left: the next failure ends the job.
+    const scheduler = h.newScheduler({ maxShardAttempts: 3 });
+    const w = h.worker("w", "manual", { scheduler });
+    const failed = h.events.next("jobFailed", (e) => e.jobId === job.id);
+    scheduler.addJob(resumed);
+    const [r] = await w.link.received(1);
+    w.fail(r!, "E_INFERENCE", "boom 3");
+    const e = await failed;
+    expect(e.message).toMatch(/failed 3 times: w: E_INFERENCE boom 3$/);
+    expect(db.getJob(job.id)!.state).toBe("failed");
+  });
+
+  it("fails a resumed job whose shard already used up its attempts, instead of retrying it", async () => {
+    const h = await setUp({ maxShardAttempts: 3 });
+    const { job } = await failTwiceAndRestart(h);
+    const resumed = await h.open(job.id, 1);
+    const scheduler = h.newScheduler({ maxShardAttempts: 2 });
+    const w = h.worker("w", "manual", { scheduler });
+    const failed = h.events.next("jobFailed", (e) => e.jobId === job.id);
+    scheduler.addJob(resumed);
+    const e = await Promise.race([failed, w.link.received(1).then(() => null)]);
+    if (e === null) throw new Error("the spent shard was sent again");
+    expect(e.code).toBe("E_INFERENCE");
+    expect(e.message).toMatch(/^shard 0 \(rows 0-1\) failed 2 times before the coordinator restarted/);
+    expect(w.session.inflight).toBe(0);
+    expect(scheduler.activeJobs).toEqual([]);
   });
 });
