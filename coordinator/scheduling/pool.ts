@@ -9,7 +9,7 @@ import type { WorkerSession } from "../workers/session.js";
 
 export class WorkerPool {
   readonly workers = new Set<WorkerSession>();
-  /** Ready workers that may have free credit. */
+  /** Ready, unquarantined workers that may have free credit. */
   readonly hungry = new Set<WorkerSession>();
   /** Workers that have left, kept for the report (their work still counts). */
   readonly departed: WorkerSession[] = [];
@@ -64,7 +64,8 @@ export class WorkerPool {
 
   /** Marks a worker as possibly having free credit. */
   freed(w: WorkerSession): void {
-    if (w.state === "ready" && this.workers.has(w)) this.hungry.add(w);
+    // A quarantined one never has any: left here it could still be picked for a straggler copy.
+    if (w.state === "ready" && !w.quarantined && this.workers.has(w)) this.hungry.add(w);
   }
 
   /** True when a ready worker other than `w` passes `ok` (by id). */

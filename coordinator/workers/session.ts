@@ -228,9 +228,9 @@ export class WorkerSession {
     return this.stateValue === "ready" && this.quarantineReason === null ? Math.max(0, this.credit - this.held) : 0;
   }
 
-  /** True when nothing is in flight on this worker. */
+  /** True when it could take work now: ready, not quarantined, nothing in flight. */
   get idle(): boolean {
-    return this.stateValue === "ready" && this.held === 0;
+    return this.stateValue === "ready" && this.quarantineReason === null && this.held === 0;
   }
 
   /** Its smoothed rate on a model (samples/s), if measured. */

@@ -39,11 +39,12 @@ describe("worker session", () => {
     expect(sent).toEqual(["a"]);
   });
 
-  it("is quarantined once: no credit, and a second mark throws", () => {
+  it("is quarantined once: no credit, not idle, and a second mark throws", () => {
     const { s } = session();
     s.markReady(hello);
+    expect(s.idle).toBe(true);
     s.quarantine("wrong answers");
-    expect([s.quarantined, s.freeCredit, s.toStatus().quarantined]).toEqual([true, 0, true]);
+    expect([s.quarantined, s.freeCredit, s.idle, s.toStatus().quarantined]).toEqual([true, 0, false, true]);
     expect(() => s.quarantine("again")).toThrow(expect.objectContaining({ code: "E_STATE" }) as Error);
   });
 

@@ -4,12 +4,13 @@
  * worker gets real shards only after its canary matched, and a quarantined worker's shards go
  * elsewhere while it stays quarantined when it reconnects.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CoordinatorEventMap } from "../../coordinator/observe/events.js";
 import { Harness, shardIdx, type FakeWorker } from "./scheduler-fakes.js";
 
 let harness: Harness | null = null;
 afterEach(async () => {
+  vi.useRealTimers();
   await harness?.close();
   harness = null;
 });
@@ -137,5 +138,36 @@ describe("quarantine", () => {
     await done;
     expect(again.link.shards).toHaveLength(0);
     expect(h.scheduler.counters.quarantined).toBe(1);
+  });
+
+  it("never copies a straggler onto a quarantined worker that reconnected", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const h = (harness = await Harness.create({ targetShardMs: 10 }));
+    const checked = await h.job({ rows: 1, canaries: [0] });
+    const liar = h.worker("liar", "manual");
+    h.scheduler.addJob(checked);
+    const [canary] = await liar.link.received(1);
+    liar.answer(canary!, new Float32Array([-1]));
+    expect(liar.session.quarantined).toBe(true);
+    h.scheduler.cancelJob(checked);
+    liar.leave();
+
+    const job = await h.job({ rows: 1 });
+    const slow = h.worker("slow", "manual");
+    h.scheduler.addJob(job);
+    await slow.link.received(1);
+    // Back while every shard is out: a pump with nothing to send goes straight to stragglers.
+    const again = h.worker("liar", "manual");
+    vi.setSystemTime(Date.now() + 10_000);
+    h.scheduler.pump();
+    expect(again.session.inflight).toBe(0);
+    expect(h.scheduler.counters.duplicated).toBe(0);
+
+    // An honest idle worker would have taken the copy (at the next scan: they are spaced out).
+    vi.setSystemTime(Date.now() + 1000);
+    const idle = h.worker("idle", "manual");
+    expect(idle.session.inflight).toBe(1);
+    expect(h.scheduler.counters.duplicated).toBe(1);
+    h.scheduler.cancelJob(job);
   });
 });
