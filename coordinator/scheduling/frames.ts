@@ -2,7 +2,7 @@
  * Shard frames: a dispatch's input rows are read straight into its frame and the frame is
  * handed to its worker's connection. Reads run a bounded number at a time, and frame buffers
  * come from a pool; a dispatch withdrawn while it waits to be read, or while it is read, is
- * never sent.
+ * never sent, and neither is one whose worker began draining meanwhile (it would never run it).
  */
 import { FramePool } from "../../shared/protocol/frame.js";
 import { Limiter } from "../../shared/limiter.js";
@@ -14,6 +14,8 @@ export interface FrameOutcomes {
   sent(d: Dispatch, bytes: number): void;
   /** Its input rows could not be read. */
   unreadable(d: Dispatch, err: unknown): void;
+  /** Its worker began draining before the frame left: it must go back. */
+  unsent(d: Dispatch): void;
 }
 
 /**
@@ -45,6 +47,10 @@ export class ShardFrames {
   private write(d: Dispatch, frame: Uint8Array | null): void {
     if (!frame || !d.live) return;
     const w = d.worker;
+    if (w.state === "draining") {
+      this.outcomes.unsent(d);
+      return;
+    }
     // Once written out, a large frame's buffer serves a later shard.
     if (!w.send(frame, frame.byteLength >= this.pool.minBytes ? () => this.pool.give(frame) : undefined)) return; // the connection went; the scheduler hands the shard back when it hears
     d.sentAt = Date.now();

@@ -95,6 +95,11 @@ export class Scheduler {
         const { start, end } = d.task;
         this.failJob(d.job, new EdgepoolError("E_IO", `could not read input rows ${start}-${end}: ${toEdgepoolError(err, "E_IO").message}`, { cause: err }));
       },
+      // It said it is leaving and will never see this shard: it goes back, no attempt counted.
+      unsent: (d) => {
+        this.withdraw(d, null);
+        this.pumpSoon();
+      },
     });
   }
 

@@ -77,4 +77,22 @@ describe("drain", () => {
     d.drain([]);
     expect(d.session.state).toBe("draining");
   });
+
+  it("sends a draining worker none of the frames still being read when it said so", async () => {
+    const h = (harness = await Harness.create());
+    const job = await h.job({ rows: 4 });
+    const d = h.worker("d", "manual");
+    h.scheduler.addJob(job);
+    // Two dispatches made; their frames are still being read.
+    expect([d.session.inflight, d.link.shards.length]).toEqual([2, 0]);
+    d.drain([]);
+    h.worker("other", "honest");
+    const done = h.events.next("jobDone", (e) => e.jobId === job.id);
+    const outcome = await Promise.race([done.then(() => "done"), d.link.received(1).then(() => "sent to a draining worker")]);
+    expect(outcome).toBe("done");
+    expect(d.link.shards).toHaveLength(0);
+    expect(d.session.inflight).toBe(0);
+    expect(h.scheduler.counters.requeued).toBe(2);
+    expect(await h.output(job)).toEqual([1, 5, 9, 13]);
+  });
 });
