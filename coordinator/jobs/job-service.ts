@@ -16,7 +16,8 @@ import { createNpyFile, readNpyFileHeader } from "../../shared/node/npy-file.js"
 import { elementCount, bytesPerElement, rowBytes, type DType, type Tensor } from "../../shared/tensor/tensor.js";
 import type { Viewer } from "../http/auth.js";
 import { bodyToFile } from "./uploads.js";
-import { Job, knownOutputRowBytes } from "./job.js";
+import { Job } from "./job.js";
+import { knownOutputRowBytes } from "../scheduling/planner.js";
 import { VerificationSchema, type JobDb, type JobRow, type ModelRow } from "./job-db.js";
 import type { ModelStore } from "./model-store.js";
 import type { Scheduler } from "../scheduling/scheduler.js";

@@ -17,85 +17,12 @@ import { shardHeader } from "../../shared/protocol/encode.js";
 import { safeFileName } from "../../shared/tensor/job-inputs.js";
 import { NpyRowReader, NpyRowWriter } from "../../shared/node/npy-file.js";
 import { concatRows } from "../../shared/tensor/tensor-ops.js";
-import { rowBytes, type DType, type Tensor } from "../../shared/tensor/tensor.js";
+import { rowBytes, type Tensor } from "../../shared/tensor/tensor.js";
 import { MemoryRowReader, type RowReader } from "./memory-rows.js";
 import type { JobDb, JobOutput, JobRow, JobState, ModelRow } from "./job-db.js";
 import type { Canary } from "../scheduling/canary.js";
-
-/**
- * Bytes one output row takes, over the outputs whose dims past the batch are all known (a
- * model's declared outputs; those with a symbolic dim are not counted). The job sizes shards
- * with it and the job service checks with it that shards fit a frame.
- */
-export function knownOutputRowBytes(outputs: ReadonlyArray<{ dtype: DType; shape: ReadonlyArray<number | string> }>): number {
-  let sum = 0;
-  for (const o of outputs) {
-    const dims = o.shape.slice(1);
-    if (dims.every((d): d is number => typeof d === "number")) sum += rowBytes(o.dtype, [1, ...dims]);
-  }
-  return sum;
-}
-
-const NO_CAUSES: readonly string[] = [];
-
-/** Where a shard's failed attempts are recorded durably (the job's row in the database). */
-interface AttemptLog {
-  record(idx: number): void;
-}
-
-/**
- * A shard: rows [start, end) of a job, cut once and sent until a result is accepted. Its
- * failed attempts change only through `fail`, which records each one durably, so that a
- * restart neither forgets them nor retries a shard without bound.
- */
-export class ShardTask {
-  private failures: number;
-  /**
-   * One line per failed attempt (this process's): which worker, which code, what it said.
-   * This and the set below are made on the first failure: most shards never fail, and
-   * thousands are cut a second.
-   */
-  private lines: string[] | null = null;
-  /** Workers (by id) this shard failed or timed out on. */
-  private failedWorkers: Set<string> | null = null;
-
-  constructor(
-    readonly idx: number,
-    readonly start: number,
-    readonly end: number,
-    private readonly log: AttemptLog | null,
-    attempts = 0,
-  ) {
-    this.failures = attempts;
-  }
-
-  get rows(): number {
-    return this.end - this.start;
-  }
-
-  /** Failed attempts, those before a restart included. */
-  get attempts(): number {
-    return this.failures;
-  }
-
-  get causes(): readonly string[] {
-    return this.lines ?? NO_CAUSES;
-  }
-
-  /** True when this shard failed on worker `workerId`: retries go elsewhere where possible. */
-  failedOn(workerId: string): boolean {
-    return this.failedWorkers?.has(workerId) ?? false;
-  }
-
-  /** Counts a failed attempt (on `workerId`, if a worker's), records it durably; returns the attempts so far. */
-  fail(cause: string, workerId: string | null): number {
-    this.failures += 1;
-    (this.lines ??= []).push(cause);
-    if (workerId !== null) (this.failedWorkers ??= new Set()).add(workerId);
-    this.log?.record(this.idx);
-    return this.failures;
-  }
-}
+import { knownOutputRowBytes } from "../scheduling/planner.js";
+import { ShardTask, type AttemptLog } from "../scheduling/shard-task.js";
 
 const ALLOWED: Record<JobState, readonly JobState[]> = {
   queued: ["running", "failed", "cancelled"],

@@ -6,7 +6,8 @@
  * dispatch withdrawn meanwhile without a lookup. Each shard id names one dispatch, so a late
  * answer to a withdrawn, retried or copied dispatch is recognised and dropped.
  */
-import type { Job, ShardTask } from "../jobs/job.js";
+import type { Job } from "../jobs/job.js";
+import type { ShardTask } from "./shard-task.js";
 import type { WorkerSession } from "../workers/session.js";
 import type { Canary } from "./canary.js";
 

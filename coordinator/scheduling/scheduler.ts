@@ -22,7 +22,8 @@ import { EdgepoolError, isErrorCode, toEdgepoolError } from "../../shared/errors
 import type { NamedTensor } from "../../shared/protocol/frame.js";
 import { cancelMessage } from "../../shared/protocol/encode.js";
 import type { Draining, ResultFrame, ResultHeader, ShardError } from "../../shared/protocol/messages.js";
-import type { Job, ShardTask } from "../jobs/job.js";
+import type { Job } from "../jobs/job.js";
+import type { ShardTask } from "./shard-task.js";
 import type { Canary } from "./canary.js";
 import { zeroCounters } from "./counters.js";
 import { DispatchTable, newDispatch, type Dispatch, type WithdrawCause } from "./dispatch.js";

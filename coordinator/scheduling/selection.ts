@@ -5,7 +5,8 @@
  * worker (planner.ts). A retried shard goes to a worker it has not failed on while such a
  * worker is ready, and a verified shard's replicas go to workers that have not answered it.
  */
-import { ShardTask, type Job } from "../jobs/job.js";
+import type { Job } from "../jobs/job.js";
+import { ShardTask } from "./shard-task.js";
 import type { WorkerSession } from "../workers/session.js";
 import type { Canary } from "./canary.js";
 import { shardRows } from "./planner.js";

@@ -1,9 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { MAX_SHARD_BYTES, PROBE_FLOPS_PER_SEC, shardRows, updateRate } from "../../coordinator/scheduling/planner.js";
+import { MAX_SHARD_BYTES, PROBE_FLOPS_PER_SEC, knownOutputRowBytes, shardRows, updateRate } from "../../coordinator/scheduling/planner.js";
 import { Throughput } from "../../coordinator/observe/throughput.js";
 import { EdgepoolError } from "../../shared/errors.js";
 import { safeFileName, validateJobInputs } from "../../shared/tensor/job-inputs.js";
-import { knownOutputRowBytes } from "../../coordinator/jobs/job.js";
 
 describe("shard sizes", () => {
   const base = { fixed: null, rate: undefined, targetShardMs: 500, flopsPerSample: 1e6, bytesPerRow: 1024, remaining: 100_000, workers: 2 };
