@@ -17,6 +17,7 @@ import { elementCount, bytesPerElement, rowBytes, type DType, type Tensor } from
 import type { Viewer } from "../http/auth.js";
 import { bodyToFile } from "./uploads.js";
 import { Job } from "./job.js";
+import { knownOutputRowBytes } from "../scheduling/planner.js";
 import { VerificationSchema, type JobDb, type JobRow, type ModelRow } from "./job-db.js";
 import type { ModelStore } from "./model-store.js";
 import type { Scheduler } from "../scheduling/scheduler.js";
@@ -279,11 +280,7 @@ export class JobService {
   /** Refuses a job whose shards could not travel in one frame (checkShardsFitFrame). */
   private checkFits(model: ModelRow, given: readonly { dtype: DType; shape: number[] }[], shardSize: number | null, rows: number): void {
     const inRow = given.reduce((sum, g) => sum + rowBytes(g.dtype, g.shape), 0);
-    const outRow = model.info.outputs.reduce((sum, o) => {
-      const dims = o.shape.slice(1);
-      return dims.every((d): d is number => typeof d === "number") ? sum + rowBytes(o.dtype, [1, ...dims]) : sum;
-    }, 0);
-    checkShardsFitFrame(inRow, outRow, shardSize, this.limits.maxFrameBytes, rows);
+    checkShardsFitFrame(inRow, knownOutputRowBytes(model.info.outputs), shardSize, this.limits.maxFrameBytes, rows);
   }
 
   /** Records a job, opens it (its inputs from `inMemory` where given, else from its folder) and hands it to the scheduler. */
@@ -307,7 +304,10 @@ export class JobService {
   /** Computes the job's canary answers here, before any worker sees the job. */
   private async prepareCanaries(job: Job): Promise<void> {
     const n = job.row.verification.canaries;
-    if (n > 0) job.canaries = await computeCanaries(job, this.models.pathOf(job.model.sha256), n);
+    if (n > 0) {
+      const rows = { id: job.id, rows: job.row.rows, read: (start: number, end: number) => job.inputRows(start, end) };
+      job.canaries = await computeCanaries(rows, this.models.pathOf(job.model.sha256), n);
+    }
   }
 
   /** Called when a job reaches a terminal state. */

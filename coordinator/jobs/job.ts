@@ -1,17 +1,19 @@
 /**
  * A job in memory while it is active. Lifecycle: queued -> running -> done | failed |
- * cancelled (terminal states never change). It owns the readers of its input .npy files and
- * the writers of its output .npy files, the rows not yet cut into shards (from `nextRow`),
- * the cut shards waiting to be (re)sent (`pending`), and the dispatches in flight, by shard
- * (more than one when a straggler is duplicated). Each shard's result is accepted exactly
- * once: a shard is pending or in flight, then `writing` while its rows go to disk, then done
- * in the database. Everything needed to resume lives in the database and the .npy files.
+ * cancelled (terminal states never change; any other move throws E_STATE). It owns the
+ * readers of its input .npy files and the writers of its output .npy files, the rows not yet
+ * cut into shards (from `nextRow`), and the cut shards waiting to be (re)sent (`pending`).
+ * What is in flight is the scheduler's (scheduling/dispatch.ts). Each shard's result is
+ * accepted exactly once: a shard is pending or in flight, then `writing` while its rows go to
+ * disk, then done in the database. Everything needed to resume lives in the database and the
+ * .npy files, a shard's failed attempts included.
  */
 import path from "node:path";
 import { mkdir, rm } from "node:fs/promises";
 import { EdgepoolError } from "../../shared/errors.js";
 import type { NamedTensor } from "../../shared/protocol/frame.js";
 import { planFrame } from "../../shared/protocol/frame.js";
+import { shardHeader } from "../../shared/protocol/encode.js";
 import { safeFileName } from "../../shared/tensor/job-inputs.js";
 import { NpyRowReader, NpyRowWriter } from "../../shared/node/npy-file.js";
 import { concatRows } from "../../shared/tensor/tensor-ops.js";
@@ -19,21 +21,8 @@ import { rowBytes, type Tensor } from "../../shared/tensor/tensor.js";
 import { MemoryRowReader, type RowReader } from "./memory-rows.js";
 import type { JobDb, JobOutput, JobRow, JobState, ModelRow } from "./job-db.js";
 import type { Canary } from "../scheduling/canary.js";
-import type { Replicas } from "../scheduling/verification.js";
-import type { Dispatch, WorkerSession } from "../workers/session.js";
-
-export interface ShardTask {
-  idx: number;
-  start: number;
-  end: number;
-  attempts: number;
-  /** One line per failed attempt: which worker, which code, what it said. */
-  causes: string[];
-  /** Workers (by id) this shard failed or timed out on; retries go elsewhere where possible. */
-  failedOn: Set<string>;
-  /** Answers received so far when the job verifies results (redundancy > 1). */
-  replicas?: Replicas<WorkerSession>;
-}
+import { knownOutputRowBytes } from "../scheduling/planner.js";
+import { ShardTask, type AttemptLog } from "../scheduling/shard-task.js";
 
 const ALLOWED: Record<JobState, readonly JobState[]> = {
   queued: ["running", "failed", "cancelled"],
@@ -44,13 +33,11 @@ const ALLOWED: Record<JobState, readonly JobState[]> = {
 };
 
 export class Job {
-  state: JobState;
-  /** Cut shards waiting to be sent: retries, hand-backs, and shards restored after a restart. */
-  readonly pending: ShardTask[] = [];
-  /** Dispatches in flight, by shard index. */
-  readonly inflight = new Map<number, Dispatch[]>();
+  private stateValue: JobState;
+  /** Cut shards waiting to be sent: retries, hand-backs, replicas wanted, and shards restored after a restart. */
+  private readonly pending: ShardTask[] = [];
   /** First row not yet cut into a shard. */
-  nextRow: number;
+  private nextRow: number;
   private nextIdx: number;
   private readonly writing = new Set<number>();
   private readers: RowReader[] = [];
@@ -64,8 +51,8 @@ export class Job {
   private outputsReady: Promise<void> | null = null;
   samplesDone: number;
   shardsDone: number;
-  /** Some shard of this job ran on a virtual worker: its figures are not about real devices. */
-  touchedByVirtual = false;
+  private virtualTouch = false;
+  private readonly attemptLog: AttemptLog;
 
   private constructor(
     readonly row: JobRow,
@@ -73,12 +60,13 @@ export class Job {
     readonly dir: string,
     private readonly db: JobDb,
   ) {
-    this.state = row.state;
+    this.stateValue = row.state;
     this.outputs = row.outputs;
     this.samplesDone = row.samplesDone;
     this.shardsDone = row.shardsDone;
     this.nextRow = row.nextRow;
     this.nextIdx = db.lastShardIdx(row.id) + 1;
+    this.attemptLog = { record: (idx) => db.recordAttempt(row.id, idx) };
   }
 
   /**
@@ -99,7 +87,8 @@ export class Job {
       await job.closeFiles();
       throw err;
     }
-    for (const s of db.pendingShards(row.id)) job.pending.push({ ...s, causes: [], failedOn: new Set() });
+    // Attempts come back with the shards, so a restart does not give a failing shard a fresh count.
+    for (const s of db.pendingShards(row.id)) job.pending.push(new ShardTask(s.idx, s.start, s.end, job.attemptLog, s.attempts));
     job.prepareOutputs();
     return job;
   }
@@ -108,19 +97,29 @@ export class Job {
     return this.row.id;
   }
 
+  get state(): JobState {
+    return this.stateValue;
+  }
+
   get active(): boolean {
-    return this.state === "queued" || this.state === "running";
+    return this.stateValue === "queued" || this.stateValue === "running";
+  }
+
+  /** Some shard of this job ran on a virtual worker: its figures are not about real devices. */
+  get touchedByVirtual(): boolean {
+    return this.virtualTouch;
+  }
+
+  markTouchedByVirtual(): void {
+    this.virtualTouch = true;
   }
 
   get flopsPerSample(): number {
     return this.model.info.flopsPerSample;
   }
 
-  /** Known answers for canary shards (canary.ts), when the job asked for them. */
-  canaries: Canary[] = [];
-  /** Workers (by id) whose canary for this job matched, and the canaries in flight by worker id. */
-  readonly canaryPassed = new Set<string>();
-  readonly canaryPending = new Map<string, Dispatch>();
+  /** Known answers for canary shards (canary.ts), when the job asked for them; set before the job is scheduled. */
+  canaries: readonly Canary[] = [];
 
   /** The input rows [start, end) as tensors, in the model's input order. */
   async inputRows(start: number, end: number): Promise<NamedTensor[]> {
@@ -150,7 +149,28 @@ export class Job {
     const idx = this.nextIdx++;
     this.db.cutShard(this.id, idx, start, end);
     this.nextRow = end;
-    return { idx, start, end, attempts: 0, causes: [], failedOn: new Set() };
+    return new ShardTask(idx, start, end, this.attemptLog);
+  }
+
+  /** Shards cut and waiting to be sent. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /** The shards waiting to be sent, front first (a view: take them with takePending). */
+  pendingTasks(): readonly ShardTask[] {
+    return this.pending;
+  }
+
+  /** True when `task` is waiting to be sent. */
+  isPending(task: ShardTask): boolean {
+    return this.pending.includes(task);
+  }
+
+  /** Takes the first waiting shard that `mayTake` accepts, for a worker to run. */
+  takePending(mayTake: (task: ShardTask) => boolean): ShardTask | undefined {
+    const i = this.pending.findIndex(mayTake);
+    return i < 0 ? undefined : this.pending.splice(i, 1)[0];
   }
 
   /** Puts a shard back at the front, to be sent before anything else. */
@@ -158,11 +178,34 @@ export class Job {
     if (this.active) this.pending.unshift(task);
   }
 
+  /** Queues a verified shard at the front for one more replica, unless it is queued already; true when queued now. */
+  wantReplica(task: ShardTask): boolean {
+    if (!this.active || this.pending.includes(task)) return false;
+    this.pending.unshift(task);
+    return true;
+  }
+
+  /** Takes a shard out of the queue (its replicas agreed: no more are wanted). */
+  unqueue(task: ShardTask): void {
+    const i = this.pending.indexOf(task);
+    if (i >= 0) this.pending.splice(i, 1);
+  }
+
+  /** Forgets every waiting shard (the job is leaving scheduling). */
+  clearPending(): void {
+    this.pending.length = 0;
+  }
+
+  /** A waiting shard that has already failed `maxAttempts` times (before a restart), if any. */
+  exhausted(maxAttempts: number): ShardTask | undefined {
+    return this.pending.find((t) => t.attempts >= maxAttempts);
+  }
+
   transition(to: JobState, error: string | null = null): void {
-    if (!ALLOWED[this.state].includes(to)) {
-      throw new EdgepoolError("E_STATE", `job ${this.id} cannot go from ${this.state} to ${to}`);
+    if (!ALLOWED[this.stateValue].includes(to)) {
+      throw new EdgepoolError("E_STATE", `job ${this.id} cannot go from ${this.stateValue} to ${to}`);
     }
-    this.state = to;
+    this.stateValue = to;
     this.db.setState(this.id, to, error);
     if (!this.active) this.settleWritten();
   }
@@ -193,11 +236,7 @@ export class Job {
       const h = this.readers[i]!.header;
       return { name: spec.name, dtype: h.dtype, dims: [rows, ...h.shape.slice(1)] };
     });
-    const { frame, slots } = planFrame(
-      { type: "shard", shardId, jobId: this.id, model: this.model.sha256, start: task.start, end: task.end },
-      specs,
-      alloc,
-    );
+    const { frame, slots } = planFrame(shardHeader(shardId, this.id, this.model.sha256, task.start, task.end), specs, alloc);
     await Promise.all(this.readers.map((r, i) => r.readRowsInto(task.start, task.end, slots[i]!)));
     return frame;
   }
@@ -360,13 +399,7 @@ export class Job {
    */
   bytesPerRow(): number {
     const inputs = this.readers.reduce((s, r) => s + rowBytes(r.header.dtype, r.header.shape), 0);
-    const outputs = this.outputs
-      ? this.outputs.reduce((s, o) => s + rowBytes(o.dtype, o.shape), 0)
-      : this.model.info.outputs.reduce((s, o) => {
-          const dims = o.shape.slice(1);
-          return dims.every((d): d is number => typeof d === "number") ? s + rowBytes(o.dtype, [1, ...dims]) : s;
-        }, 0);
-    return inputs + outputs;
+    return inputs + knownOutputRowBytes(this.outputs ?? this.model.info.outputs);
   }
 
   /** Closes input and output files; outputs are flushed and complete only when state is done. */

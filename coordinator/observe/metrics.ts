@@ -104,7 +104,7 @@ export class CoordinatorMetrics {
         const counts = new Map<string, { platform: string; state: string; n: number }>();
         for (const w of src.scheduler.workers) {
           const platform = w.hello?.platform ?? "unknown";
-          const state = w.state === "draining" ? "draining" : w.inflight.size > 0 ? "busy" : "idle";
+          const state = w.state === "draining" ? "draining" : w.inflight > 0 ? "busy" : "idle";
           const key = `${platform}\0${state}`;
           const entry = counts.get(key) ?? { platform, state, n: 0 };
           entry.n += 1;

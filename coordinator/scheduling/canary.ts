@@ -3,13 +3,17 @@
  * itself with ONNX Runtime when the job was created. Every worker's first shard of such a job
  * is a canary; its real shards follow only once the canary's answer matches. A worker that
  * answers one wrongly is quarantined before any of its results reach the outputs.
+ *
+ * `CanaryGate` is the policy for one job: it says what a worker may get next (a canary, its
+ * real shards, or nothing while its canary is out) and judges a canary's answer. It returns
+ * decisions; the scheduler dispatches and quarantines.
  */
 import * as ort from "onnxruntime-node";
 import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
 import type { NamedTensor } from "../../shared/protocol/frame.js";
 import { mulberry32 } from "../../shared/onnx/builder.js";
-import { DTYPES, type DType } from "../../shared/tensor/tensor.js";
-import type { Job } from "../jobs/job.js";
+import { isDType } from "../../shared/tensor/tensor.js";
+import { resultsAgree, type Tolerance } from "./verification.js";
 
 export interface Canary {
   /** The job row the canary is (a shard of one row). */
@@ -18,14 +22,18 @@ export interface Canary {
   outputs: NamedTensor[];
 }
 
-function isDType(x: string): x is DType {
-  return (DTYPES as readonly string[]).includes(x);
+/** Where canary rows come from: a job's id (the seed), its row count, and a reader of its input rows. */
+export interface CanaryRows {
+  id: string;
+  rows: number;
+  /** The input rows [start, end) as tensors, in the model's input order. */
+  read(start: number, end: number): Promise<NamedTensor[]>;
 }
 
-/** Computes known answers for `count` rows of `job`, spread over its rows (seeded by its id). */
-export async function computeCanaries(job: Job, modelFile: string, count: number): Promise<Canary[]> {
-  const rows = job.row.rows;
-  const random = mulberry32([...job.id].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, 7));
+/** Computes known answers for `count` rows of a job, spread over its rows (seeded by its id). */
+export async function computeCanaries(source: CanaryRows, modelFile: string, count: number): Promise<Canary[]> {
+  const rows = source.rows;
+  const random = mulberry32([...source.id].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, 7));
   const picked = new Set<number>();
   while (picked.size < Math.min(count, rows)) picked.add(Math.floor(random() * rows));
   let session: ort.InferenceSession;
@@ -37,7 +45,7 @@ export async function computeCanaries(job: Job, modelFile: string, count: number
   try {
     const canaries: Canary[] = [];
     for (const row of [...picked].sort((a, b) => a - b)) {
-      const inputs = await job.inputRows(row, row + 1);
+      const inputs = await source.read(row, row + 1);
       const feeds: Record<string, ort.Tensor> = {};
       for (const t of inputs) feeds[t.name] = new ort.Tensor(t.dtype as "float32", t.data as Float32Array, t.dims);
       const result = await session.run(feeds);
@@ -53,5 +61,61 @@ export async function computeCanaries(job: Job, modelFile: string, count: number
     throw new EdgepoolError("E_INFERENCE", `cannot compute canary answers: ${toEdgepoolError(err).message}`, { cause: err });
   } finally {
     await session.release();
+  }
+}
+
+/** What a worker may get from a job with canaries. */
+export type CanaryAdmission =
+  /** Its canary matched: real shards. */
+  | { kind: "open" }
+  /** Its canary is out: nothing from this job until it is answered. */
+  | { kind: "wait" }
+  /** Send it this canary first. */
+  | { kind: "canary"; canary: Canary };
+
+/** The verdict on a canary's answer. */
+export type CanaryVerdict = { kind: "passed" } | { kind: "failed"; reason: string };
+
+const OPEN: CanaryAdmission = { kind: "open" };
+const WAIT: CanaryAdmission = { kind: "wait" };
+const PASSED: CanaryVerdict = { kind: "passed" };
+
+/** The canary policy of one job, by persistent worker id (a reconnect does not sit its canary again). */
+export class CanaryGate {
+  private readonly passed = new Set<string>();
+  private readonly out = new Set<string>();
+
+  constructor(
+    private readonly jobId: string,
+    private readonly canaries: readonly Canary[],
+    private readonly tol: Tolerance,
+  ) {}
+
+  /** What `workerId` may get next. */
+  admit(workerId: string): CanaryAdmission {
+    if (this.passed.has(workerId)) return OPEN;
+    if (this.out.has(workerId)) return WAIT;
+    // Canaries in turn, so that workers joining together do not all sit the same row.
+    return { kind: "canary", canary: this.canaries[(this.passed.size + this.out.size) % this.canaries.length]! };
+  }
+
+  /** A canary was dispatched to `workerId`. */
+  sent(workerId: string): void {
+    this.out.add(workerId);
+  }
+
+  /** A canary to `workerId` went unanswered (withdrawn): it is simply sent again later. */
+  withdrawn(workerId: string): void {
+    this.out.delete(workerId);
+  }
+
+  /** Judges `workerId`'s answer to `canary`. */
+  judge(workerId: string, canary: Canary, tensors: readonly NamedTensor[]): CanaryVerdict {
+    this.out.delete(workerId);
+    if (resultsAgree(tensors, canary.outputs, this.tol)) {
+      this.passed.add(workerId);
+      return PASSED;
+    }
+    return { kind: "failed", reason: `answered canary row ${canary.row} of job ${this.jobId} wrongly` };
   }
 }

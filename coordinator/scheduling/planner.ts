@@ -7,6 +7,8 @@
  * shrink so that the last rows spread over the pool instead of landing on one worker.
  */
 
+import { rowBytes, type DType } from "../../shared/tensor/tensor.js";
+
 /**
  * One shard's inputs and outputs stay under this, so coordinator memory is bounded by what is in flight.
  * Measured on the demo (cnn, 2 workers): 16 MiB shards ran at 8-9k samples/s, 4 MiB at
@@ -45,4 +47,18 @@ export function shardRows(p: ShardSizeInput): number {
 export function updateRate(previous: number | undefined, sample: number, alpha = 0.3): number {
   if (!Number.isFinite(sample) || sample <= 0) return previous ?? 0;
   return previous === undefined ? sample : previous + alpha * (sample - previous);
+}
+
+/**
+ * Bytes one output row takes, over the outputs whose dims past the batch are all known (a
+ * model's declared outputs; those with a symbolic dim are not counted). Jobs size shards with
+ * it (Job.bytesPerRow) and the job service checks with it that shards fit a frame.
+ */
+export function knownOutputRowBytes(outputs: ReadonlyArray<{ dtype: DType; shape: ReadonlyArray<number | string> }>): number {
+  let sum = 0;
+  for (const o of outputs) {
+    const dims = o.shape.slice(1);
+    if (dims.every((d): d is number => typeof d === "number")) sum += rowBytes(o.dtype, [1, ...dims]);
+  }
+  return sum;
 }

@@ -3,8 +3,12 @@
  * by k different workers and their outputs compared within a tolerance. Results fall into
  * groups that agree with each other; a group is accepted once it has at least k members and
  * more than half of all results. Until then each disagreement asks for one more replica, up
- * to `maxReplicas`; past that the attempt fails. The workers outside the accepted group
- * returned wrong numbers, and their trust drops.
+ * to `maxReplicas` (2k + 1); past that the attempt fails. The workers outside the accepted
+ * group returned wrong numbers, and their trust drops; one caught twice with trust under 0.5
+ * is quarantined.
+ *
+ * `Verifier` holds the replicas of every shard being verified and returns decisions
+ * (`ReplicaDecision`, `quarantineReason`); the scheduler acts on them.
  */
 import type { NamedTensor } from "../../shared/protocol/frame.js";
 
@@ -138,4 +142,81 @@ export class Replicas<W extends Answerer = Answerer> {
     if (this.count >= this.maxReplicas) return { kind: "undecided", groups: this.groups.length };
     return { kind: "pending", wanted: this.target - this.count };
   }
+}
+
+export interface VerifyOptions extends Tolerance {
+  redundancy: number;
+}
+
+/** What to do with one replica's answer. */
+export type ReplicaDecision<W extends Answerer> =
+  /** This worker already answered this shard (after a reconnect): one vote each, this one is dropped. */
+  | { kind: "repeat" }
+  /** Not decided yet: more replicas are wanted. */
+  | { kind: "wait" }
+  /** The most replicas and no majority: the attempt failed, the shard starts over. */
+  | { kind: "retry"; cause: string; groups: number }
+  /** Agreed: write `tensors`; the workers in `agree` were right, those in `disagree` wrong. */
+  | { kind: "accept"; tensors: NamedTensor[]; agree: W[]; disagree: W[] };
+
+const REPEAT = { kind: "repeat" } as const;
+const WAIT = { kind: "wait" } as const;
+
+/**
+ * The replicas received per shard (`K`, the scheduler's shard object), kept weakly: a shard
+ * that leaves with its job takes its answers along, with nothing to clean up.
+ */
+export class Verifier<K extends object, W extends Answerer> {
+  private readonly books = new WeakMap<K, Replicas<W>>();
+
+  /** Replicas wanted for `shard` beyond those received, given `running` copies in flight: true when one more should be sent. */
+  wantsMore(shard: K, running: number, redundancy: number): boolean {
+    const r = this.books.get(shard);
+    return (r?.received ?? 0) + running < (r?.target ?? redundancy);
+  }
+
+  /** True when `workerId` answered `shard` already: its replicas must come from other workers. */
+  answered(shard: K, workerId: string): boolean {
+    return this.books.get(shard)?.has(workerId) ?? false;
+  }
+
+  /** Takes `by`'s answer for `shard` and decides. */
+  judge(shard: K, by: W, tensors: NamedTensor[], opts: VerifyOptions): ReplicaDecision<W> {
+    let r = this.books.get(shard);
+    if (!r) {
+      r = new Replicas<W>(opts.redundancy, 2 * opts.redundancy + 1, opts);
+      this.books.set(shard, r);
+    }
+    if (r.has(by.id)) return REPEAT;
+    const verdict = r.add(by, tensors);
+    if (verdict.kind === "pending") return WAIT;
+    if (verdict.kind === "undecided") {
+      this.books.delete(shard);
+      return { kind: "retry", groups: verdict.groups, cause: `${r.maxReplicas} replicas gave ${verdict.groups} different answers` };
+    }
+    return { kind: "accept", tensors: verdict.tensors, agree: verdict.agree, disagree: verdict.disagree };
+  }
+
+  /** Forgets a quarantined worker's answer to `shard`: its word no longer counts. */
+  drop(shard: K, workerId: string): void {
+    this.books.get(shard)?.drop(workerId);
+  }
+
+  /** Forgets `shard`'s answers (its result is written). */
+  forget(shard: K): void {
+    this.books.delete(shard);
+  }
+}
+
+/** What the quarantine decision reads of a worker, its last disagreement counted. */
+export interface TrustRecord {
+  readonly quarantined: boolean;
+  readonly disagreements: number;
+  readonly trust: number;
+}
+
+/** Why a worker that just disagreed should be quarantined, or null: caught twice and trusted less than even. */
+export function quarantineReason(w: TrustRecord): string | null {
+  if (w.quarantined || w.disagreements < 2 || w.trust >= 0.5) return null;
+  return `${w.disagreements} results disagreed with the verified answer`;
 }

@@ -16,18 +16,52 @@ import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import type { RawData, WebSocket } from "ws";
 import { EdgepoolError, toEdgepoolError, wsCloseCodeFor } from "../../shared/errors.js";
-import { PROTOCOL_VERSION, checkProtocolVersion, parseWorkerText } from "../../shared/protocol/messages.js";
+import { sendCoalesced } from "../../shared/node/ws-send.js";
+import { errorMessage, welcomeMessage } from "../../shared/protocol/encode.js";
+import { checkProtocolVersion, parseResultFrame, parseWorkerText } from "../../shared/protocol/messages.js";
 import { TokenBucket } from "./rate-limit.js";
 import type { CoordinatorEvents } from "../observe/events.js";
 import type { Scheduler } from "../scheduling/scheduler.js";
 import type { Liveness } from "./liveness.js";
-import { WorkerSession } from "./session.js";
+import { WorkerSession, type WorkerLink } from "./session.js";
 
 const MAX_MALFORMED = 10;
 /** Bytes a connection may send before its hello is accepted (a hello is well under 4 KiB). */
 const MAX_HELLO_BYTES = 64 * 1024;
 /** Largest text message: workers send hello, shard_error and draining, all small. */
 const MAX_TEXT_BYTES = 1024 * 1024;
+
+/** Where workers fetch models from, relative to the coordinator (see the HTTP routes). */
+const MODEL_PATH = "/models";
+
+/** A ws WebSocket as the session's narrow link; sends are coalesced per tick (ws-send.ts). */
+class WsLink implements WorkerLink {
+  constructor(private readonly ws: WebSocket) {}
+
+  send(data: string | Uint8Array, sent?: (err?: Error) => void): void {
+    sendCoalesced(this.ws, data, sent);
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  ping(): void {
+    this.ws.ping();
+  }
+
+  pause(): void {
+    this.ws.pause();
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === this.ws.OPEN;
+  }
+}
 
 function toBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);
@@ -51,7 +85,7 @@ export class WorkerGateway {
 
   accept(socket: WebSocket, req: IncomingMessage): void {
     const remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? 0}`;
-    const session = new WorkerSession(randomUUID(), socket, remote, this.opts.prefetch);
+    const session = new WorkerSession(randomUUID(), new WsLink(socket), remote, this.opts.prefetch);
     this.connections += 1;
     this.handshaking += 1;
     let handshaking = true;
@@ -95,9 +129,8 @@ export class WorkerGateway {
       // A result owed for a shard this worker was sent is its job, not a flood: it costs no
       // token, so the limit never throttles a fast worker on tiny shards. Anything beyond
       // what it was sent is charged.
-      const owed = isBinary && session.resultsReceived < session.shardsSent;
-      if (owed) session.resultsReceived += 1;
-      else if (!admit()) return;
+      const owed = isBinary && session.takeOwedResult();
+      if (!owed && !admit()) return;
       if (session.refused || session.state === "closed") return;
       this.liveness.heard(session);
       try {
@@ -119,9 +152,9 @@ export class WorkerGateway {
     socket.on("close", (code) => {
       endHandshake();
       this.connections -= 1;
-      const wasReady = session.state === "ready" || session.state === "draining";
-      session.state = "closed";
-      if (wasReady) this.events.emit("workerLeft", { workerId: session.id, name: session.name, code, requeued: session.inflight.size });
+      const joined = session.joined;
+      session.close();
+      if (joined) this.events.emit("workerLeft", { workerId: session.id, name: session.name, code, requeued: session.inflight });
       this.scheduler.removeWorker(session);
     });
   }
@@ -137,9 +170,8 @@ export class WorkerGateway {
         this.refuse(session, toEdgepoolError(err));
         return;
       }
-      session.hello = msg;
-      session.state = "ready";
-      session.send(JSON.stringify({ type: "welcome", protocol: PROTOCOL_VERSION, workerId: msg.workerId, modelPath: "/models" }));
+      session.markReady(msg);
+      session.send(welcomeMessage(msg.workerId, MODEL_PATH));
       this.events.emit("workerJoined", {
         workerId: msg.workerId, name: msg.name, platform: msg.platform, cpus: msg.cpus, threads: msg.threads, slots: msg.slots, virtual: msg.virtual, remote: session.remote,
       });
@@ -153,30 +185,30 @@ export class WorkerGateway {
 
   private onBinary(session: WorkerSession, bytes: Uint8Array): void {
     if (session.state !== "ready" && session.state !== "draining") throw new EdgepoolError("E_PROTOCOL", "say hello before sending results");
-    this.scheduler.onResult(session, bytes);
+    // Parsed here, so the scheduler only ever sees a well-formed result (a bad one is answered as malformed).
+    this.scheduler.onResult(session, parseResultFrame(bytes), bytes.byteLength);
   }
 
   private onMalformed(session: WorkerSession, err: unknown): void {
     const e = toEdgepoolError(err, "E_PROTOCOL");
-    session.malformed += 1;
+    const malformed = session.noteMalformed();
     // The first one at warn; a peer that goes on is refused after MAX_MALFORMED, logged again then.
-    this.log[session.malformed === 1 ? "warn" : "debug"]({ worker: session.name, code: e.code, err: e.message }, "malformed message from worker");
-    session.send(JSON.stringify({ type: "error", code: e.code, message: e.message }));
-    if (session.malformed >= MAX_MALFORMED) {
+    this.log[malformed === 1 ? "warn" : "debug"]({ worker: session.name, code: e.code, err: e.message }, "malformed message from worker");
+    session.send(errorMessage(e.code, e.message));
+    if (malformed >= MAX_MALFORMED) {
       this.refuse(session, new EdgepoolError("E_PROTOCOL", `${MAX_MALFORMED} malformed messages; disconnecting`));
     }
   }
 
   private refuse(session: WorkerSession, e: EdgepoolError): void {
     // Refused once: whatever else the peer sends while the close completes is ignored.
-    if (session.refused) return;
-    session.refused = true;
+    if (!session.refuse()) return;
     this.log.warn({ worker: session.name, remote: session.remote, code: e.code, err: e.message }, "worker refused");
-    session.send(JSON.stringify({ type: "error", code: e.code, message: e.message }));
-    session.socket.close(wsCloseCodeFor(e.code), e.code);
+    session.send(errorMessage(e.code, e.message));
+    session.link.close(wsCloseCodeFor(e.code), e.code);
     // Nothing more is read from a refused peer (it could otherwise push one more message of
     // up to the frame limit while the close completes); it is cut off in 2 s.
-    session.socket.pause();
-    setTimeout(() => session.socket.terminate(), 2000).unref();
+    session.link.pause();
+    setTimeout(() => session.link.terminate(), 2000).unref();
   }
 }

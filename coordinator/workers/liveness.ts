@@ -28,7 +28,7 @@ export class Liveness {
 
   /** The worker sent a message or answered a ping: it is alive now. */
   heard(session: WorkerSession): void {
-    session.lastSeen = Date.now();
+    session.heard();
   }
 
   /** Starts the ticks (a rescheduled timeout, so a slow tick never overlaps the next). */
@@ -62,10 +62,10 @@ export class Liveness {
     if (blocked) this.log.warn({ lateMs: now - scheduledAt - every }, "coordinator event loop was blocked; liveness check skipped once");
     for (const w of this.target.workers) {
       if (!blocked && now - w.lastSeen >= this.heartbeatTimeoutMs - every) {
-        this.log.warn({ worker: w.name, silentMs: now - w.lastSeen, requeued: w.inflight.size }, "worker unresponsive; disconnecting");
-        w.socket.terminate();
-      } else if (w.socket.readyState === w.socket.OPEN) {
-        w.socket.ping();
+        this.log.warn({ worker: w.name, silentMs: now - w.lastSeen, requeued: w.inflight }, "worker unresponsive; disconnecting");
+        w.link.terminate();
+      } else if (w.link.isOpen) {
+        w.link.ping();
       }
     }
     if (!blocked) this.target.checkDeadlines(now);

@@ -1,30 +1,38 @@
 /**
  * One connected worker as the coordinator sees it: its hello, its credit (slots plus
  * prefetch: shards it may hold at once, so the next one is already there when one finishes),
- * the dispatches in flight on it, its measured rate per model, and its counters. State:
- * `handshake` until a valid hello, then `ready`; `draining` once it says it is leaving (it
- * finishes what it runs but gets nothing new); `closed` when the socket goes.
+ * how many shards it holds, its measured rate per model, and its counters.
+ *
+ * State machine (a transition not listed throws E_STATE):
+ *
+ *   handshake --markReady(hello)--> ready --startDraining()--> draining
+ *       \                             |                           |
+ *        `----------- close() --------+------------ close() ------'--> closed
+ *
+ * `handshake` until a valid hello; `ready` takes work; `draining` once it says it is leaving
+ * (it finishes what it runs but gets nothing new); `closed` when its connection goes, which
+ * is final (close() again does nothing). Quarantine is not a state but a mark that any state
+ * can take once: a worker caught returning wrong results stays connected and gets no work.
+ *
+ * The session talks to its peer through a narrow `WorkerLink`, not a WebSocket, so that tests
+ * can drive it with a fake. Every field is changed here, through a method; the scheduler and
+ * the gateway only call them.
  */
-import type { WebSocket } from "ws";
-import { sendCoalesced } from "../../shared/node/ws-send.js";
+import { EdgepoolError } from "../../shared/errors.js";
 import type { Hello } from "../../shared/protocol/messages.js";
-import type { Canary } from "../scheduling/canary.js";
-import type { Job, ShardTask } from "../jobs/job.js";
 
-export interface Dispatch {
-  shardId: string;
-  job: Job;
-  task: ShardTask;
-  worker: WorkerSession;
-  sentAt: number;
-  /** When this dispatch is given up on if no answer came (ms since epoch). */
-  deadline: number;
-  /** What the rate on record predicted, in ms (0 when the worker was not yet measured). */
-  expectedMs: number;
-  /** A speculative copy of a shard already running elsewhere. */
-  duplicate: boolean;
-  /** A canary shard: its answer is checked against this, and never written. */
-  canary?: Canary;
+/** What a session needs of its connection (gateway.ts adapts a ws WebSocket to it). */
+export interface WorkerLink {
+  /** Queues a message (binary unless a string); `sent` is called once written out or failed. */
+  send(data: string | Uint8Array, sent?: (err?: Error) => void): void;
+  /** Starts a close handshake with a WebSocket close code. */
+  close(code: number, reason: string): void;
+  /** Drops the connection at once. */
+  terminate(): void;
+  ping(): void;
+  /** Stops reading from the peer. */
+  pause(): void;
+  readonly isOpen: boolean;
 }
 
 /** Round trip that a worker's queue of shards should cover (ms). */
@@ -52,64 +60,163 @@ export function creditFor(slots: number, prefetch: number, shardMs: number, fram
 export type WorkerSessionState = "handshake" | "ready" | "draining" | "closed";
 
 export class WorkerSession {
-  state: WorkerSessionState = "handshake";
-  hello: Hello | null = null;
-  readonly inflight = new Map<string, Dispatch>();
+  private stateValue: WorkerSessionState = "handshake";
+  private helloValue: Hello | null = null;
+  private held = 0;
   readonly connectedAt = Date.now();
-  lastSeen = Date.now();
-  shardsDone = 0;
-  samplesDone = 0;
-  computeMs = 0;
-  shardErrors = 0;
-  malformed = 0;
-  /** Refused (a limit, a bad hello, too much garbage): closing, and nothing more it sends is read. */
-  refused = false;
-  rowsSent = 0;
-  shardsSent = 0;
-  /** Binary messages received, counted against shardsSent by the rate limit. */
-  resultsReceived = 0;
-  lastShardRows = 0;
-  /** Verified shards where this worker's answer agreed with the accepted one, and where it did not. */
-  agreements = 0;
-  disagreements = 0;
-  /** Caught returning wrong results: connected, but given no work. */
-  quarantined = false;
+  private seen = Date.now();
+  private done = { shards: 0, samples: 0, computeMs: 0 };
+  private errors = 0;
+  private malformedCount = 0;
+  private refusedValue = false;
+  private sent = { shards: 0, rows: 0, lastRows: 0 };
+  /** Binary messages received, counted against shards sent by the rate limit. */
+  private resultsReceived = 0;
+  private votes = { agreed: 0, disagreed: 0 };
+  private quarantineReason: string | null = null;
   /** Smoothed busy milliseconds (compute plus CPU-cap rest) per shard, for the queue depth. */
   private shardMsAvg = 0;
   /** Smoothed bytes of the shard frames sent, for the queue depth. */
   private frameBytesAvg = 0;
-  /** Set once the worker said it is draining (state may have moved on to closed since). */
-  drained = false;
+  private drainedValue = false;
   /** Effective samples/s by model sha256 (compute plus CPU-cap idling), smoothed. */
-  readonly rates = new Map<string, number>();
+  private readonly rates = new Map<string, number>();
   /** Work done per model sha256, for the report. */
-  readonly perModel = new Map<string, { shards: number; samples: number; computeMs: number; throttleMs: number }>();
+  private readonly perModel = new Map<string, { shards: number; samples: number; computeMs: number; throttleMs: number }>();
 
   constructor(
     readonly connId: string,
-    readonly socket: WebSocket,
+    readonly link: WorkerLink,
     readonly remote: string,
     private readonly prefetch: number,
   ) {}
 
+  get state(): WorkerSessionState {
+    return this.stateValue;
+  }
+
+  get hello(): Hello | null {
+    return this.helloValue;
+  }
+
+  /** handshake -> ready, with the hello that was accepted. */
+  markReady(hello: Hello): void {
+    this.move("ready", "handshake");
+    this.helloValue = hello;
+  }
+
+  /** ready -> draining: the worker said it is leaving. */
+  startDraining(): void {
+    this.move("draining", "ready");
+    this.drainedValue = true;
+  }
+
+  /** Any state -> closed; false when it was closed already. */
+  close(): boolean {
+    if (this.stateValue === "closed") return false;
+    this.stateValue = "closed";
+    return true;
+  }
+
+  private move(to: WorkerSessionState, from: WorkerSessionState): void {
+    if (this.stateValue !== from) throw new EdgepoolError("E_STATE", `worker ${this.name} cannot go from ${this.stateValue} to ${to}`);
+    this.stateValue = to;
+  }
+
+  /** True once the worker said it is draining (its state may have moved on to closed since). */
+  get drained(): boolean {
+    return this.drainedValue;
+  }
+
+  /** True between a valid hello and the end of the connection. */
+  get joined(): boolean {
+    return this.stateValue === "ready" || this.stateValue === "draining";
+  }
+
+  /** Marks the worker as caught returning wrong results; a second mark throws E_STATE (one quarantine, one event). */
+  quarantine(reason: string): void {
+    if (this.quarantineReason !== null) throw new EdgepoolError("E_STATE", `worker ${this.name} is already quarantined`);
+    this.quarantineReason = reason;
+  }
+
+  /** Caught returning wrong results: connected, but given no work. */
+  get quarantined(): boolean {
+    return this.quarantineReason !== null;
+  }
+
+  /** Marks the peer refused (a limit, a bad hello, too much garbage); false if it already was. */
+  refuse(): boolean {
+    if (this.refusedValue) return false;
+    this.refusedValue = true;
+    return true;
+  }
+
+  /** Refused: closing, and nothing more it sends is read. */
+  get refused(): boolean {
+    return this.refusedValue;
+  }
+
+  /** Counts a malformed message; returns how many so far. */
+  noteMalformed(): number {
+    return ++this.malformedCount;
+  }
+
+  /**
+   * Counts a binary message as the result owed for a shard sent, while one is owed; false
+   * when the worker has sent more results than it was sent shards (the rate limit charges those).
+   */
+  takeOwedResult(): boolean {
+    if (this.resultsReceived >= this.sent.shards) return false;
+    this.resultsReceived += 1;
+    return true;
+  }
+
+  /** The worker sent a message or answered a ping: it is alive now. */
+  heard(now = Date.now()): void {
+    this.seen = now;
+  }
+
+  get lastSeen(): number {
+    return this.seen;
+  }
+
   get name(): string {
-    return this.hello?.name ?? this.connId;
+    return this.helloValue?.name ?? this.connId;
   }
 
   /** The worker's persistent id (the same across reconnects), or the connection's before hello. */
   get id(): string {
-    return this.hello?.workerId ?? this.connId;
+    return this.helloValue?.workerId ?? this.connId;
+  }
+
+  /** Shards held: dispatched to it and not yet answered or withdrawn. */
+  get inflight(): number {
+    return this.held;
+  }
+
+  /** Counts a shard dispatched to it (the dispatch table calls this as it records one). */
+  hold(rows: number): void {
+    this.held += 1;
+    this.sent.shards += 1;
+    this.sent.rows += rows;
+    this.sent.lastRows = rows;
+  }
+
+  /** Counts a shard that is no longer held (answered or withdrawn). */
+  release(): void {
+    if (this.held === 0) throw new EdgepoolError("E_STATE", `worker ${this.name} holds no shard to release`);
+    this.held -= 1;
   }
 
   /** Credit without a deep queue: the slots and one shard waiting behind each. */
   get baseCredit(): number {
-    return (this.hello?.slots ?? 0) + this.prefetch;
+    return (this.helloValue?.slots ?? 0) + this.prefetch;
   }
 
   /** Shards this worker may hold at once (creditFor), once its shard time is measured. */
   get credit(): number {
     if (this.shardMsAvg <= 0) return this.baseCredit;
-    return creditFor(this.hello?.slots ?? 0, this.prefetch, this.shardMsAvg, this.frameBytesAvg);
+    return creditFor(this.helloValue?.slots ?? 0, this.prefetch, this.shardMsAvg, this.frameBytesAvg);
   }
 
   /** Records the size of a shard frame sent to this worker (for the queue depth). */
@@ -118,7 +225,57 @@ export class WorkerSession {
   }
 
   get freeCredit(): number {
-    return this.state === "ready" && !this.quarantined ? Math.max(0, this.credit - this.inflight.size) : 0;
+    return this.stateValue === "ready" && this.quarantineReason === null ? Math.max(0, this.credit - this.held) : 0;
+  }
+
+  /** True when it could take work now: ready, not quarantined, nothing in flight. */
+  get idle(): boolean {
+    return this.stateValue === "ready" && this.quarantineReason === null && this.held === 0;
+  }
+
+  /** Its smoothed rate on a model (samples/s), if measured. */
+  rateOn(model: string): number | undefined {
+    return this.rates.get(model);
+  }
+
+  /** Sets its smoothed rate on a model (planner.ts updateRate computes it). */
+  setRate(model: string, samplesPerSec: number): void {
+    this.rates.set(model, samplesPerSec);
+  }
+
+  /** Counts a verified shard where its answer agreed with the accepted one (or a canary it got right). */
+  recordAgreement(): void {
+    this.votes.agreed += 1;
+  }
+
+  /** Counts a verified shard (or canary) where its answer was wrong. */
+  recordDisagreement(): void {
+    this.votes.disagreed += 1;
+  }
+
+  get agreements(): number {
+    return this.votes.agreed;
+  }
+
+  get disagreements(): number {
+    return this.votes.disagreed;
+  }
+
+  /** Counts a `shard_error` it sent. */
+  recordShardError(): void {
+    this.errors += 1;
+  }
+
+  get shardErrors(): number {
+    return this.errors;
+  }
+
+  get shardsDone(): number {
+    return this.done.shards;
+  }
+
+  get samplesDone(): number {
+    return this.done.samples;
   }
 
   /**
@@ -127,25 +284,25 @@ export class WorkerSession {
    * worker starts at 0.5 and one bad answer is not a verdict.
    */
   get trust(): number {
-    return (this.agreements + 1) / (this.agreements + this.disagreements + 2);
+    return (this.votes.agreed + 1) / (this.votes.agreed + this.votes.disagreed + 2);
   }
 
   /** Samples per second of compute time, as measured on this worker so far. */
   get samplesPerSec(): number {
-    return this.computeMs > 0 ? (this.samplesDone * 1000) / this.computeMs : 0;
+    return this.done.computeMs > 0 ? (this.done.samples * 1000) / this.done.computeMs : 0;
   }
 
   get virtual(): boolean {
-    return this.hello?.virtual ?? false;
+    return this.helloValue?.virtual ?? false;
   }
 
   /** Records an accepted shard. */
   recordDone(model: string, rows: number, computeMs: number, throttleMs: number): void {
     const ms = computeMs + throttleMs;
     this.shardMsAvg = this.shardMsAvg > 0 ? 0.8 * this.shardMsAvg + 0.2 * ms : ms;
-    this.shardsDone += 1;
-    this.samplesDone += rows;
-    this.computeMs += computeMs;
+    this.done.shards += 1;
+    this.done.samples += rows;
+    this.done.computeMs += computeMs;
     const m = this.perModel.get(model) ?? { shards: 0, samples: 0, computeMs: 0, throttleMs: 0 };
     m.shards += 1;
     m.samples += rows;
@@ -154,9 +311,16 @@ export class WorkerSession {
     this.perModel.set(model, m);
   }
 
+  /** Sends a message; `sent` (if given) is called once it is written out or has failed. False when the connection is gone. */
+  send(data: string | Uint8Array, sent?: (err?: Error) => void): boolean {
+    if (this.stateValue === "closed" || !this.link.isOpen) return false;
+    this.link.send(data, sent);
+    return true;
+  }
+
   /** What the report needs to know about this worker. */
   toReport(connected: boolean) {
-    const h = this.hello;
+    const h = this.helloValue;
     const profile = h?.virtual ? (/^virtual-([^-]+)-/.exec(h.name)?.[1] ?? null) : null;
     return {
       id: this.id,
@@ -175,25 +339,13 @@ export class WorkerSession {
     };
   }
 
-  /** True when nothing is in flight on this worker. */
-  get idle(): boolean {
-    return this.state === "ready" && this.inflight.size === 0;
-  }
-
-  /** Sends a message; `sent` (if given) is called once it is written out or has failed. */
-  send(data: string | Uint8Array, sent?: (err?: Error) => void): boolean {
-    if (this.state === "closed" || this.socket.readyState !== this.socket.OPEN) return false;
-    sendCoalesced(this.socket, data, sent);
-    return true;
-  }
-
   toStatus() {
-    const h = this.hello;
+    const h = this.helloValue;
     return {
       id: h?.workerId ?? this.connId,
       name: this.name,
-      state: this.state,
-      busy: this.inflight.size > 0,
+      state: this.stateValue,
+      busy: this.held > 0,
       platform: h?.platform ?? "unknown",
       arch: h?.arch ?? "unknown",
       cpus: h?.cpus ?? 0,
@@ -205,20 +357,20 @@ export class WorkerSession {
       slots: h?.slots ?? 0,
       virtual: h?.virtual ?? false,
       remote: this.remote,
-      inflight: this.inflight.size,
-      shardsDone: this.shardsDone,
-      samplesDone: this.samplesDone,
-      shardErrors: this.shardErrors,
-      lastShardRows: this.lastShardRows,
-      meanShardRows: this.shardsSent > 0 ? this.rowsSent / this.shardsSent : 0,
+      inflight: this.held,
+      shardsDone: this.done.shards,
+      samplesDone: this.done.samples,
+      shardErrors: this.errors,
+      lastShardRows: this.sent.lastRows,
+      meanShardRows: this.sent.shards > 0 ? this.sent.rows / this.sent.shards : 0,
       maxCpu: h?.maxCpu ?? 100,
-      computeMs: Math.round(this.computeMs),
+      computeMs: Math.round(this.done.computeMs),
       samplesPerSec: this.samplesPerSec,
       connectedAt: this.connectedAt,
-      lastSeen: this.lastSeen,
+      lastSeen: this.seen,
       trust: this.trust,
-      agreements: this.agreements,
-      disagreements: this.disagreements,
+      agreements: this.votes.agreed,
+      disagreements: this.votes.disagreed,
       quarantined: this.quarantined,
     };
   }

@@ -47,6 +47,24 @@ describe("group commit of shard records", () => {
     again.close();
   });
 
+  it("records failed attempts, in the same commit as the cut or after it, and keeps them across a reopen", async () => {
+    const { db, file } = await freshDb();
+    insert(db, "j_b", 2);
+    db.cutShard("j_b", 0, 0, 1);
+    db.recordAttempt("j_b", 0); // queued behind its cut: the row exists when it runs
+    db.cutShard("j_b", 1, 1, 2);
+    expect(db.pendingShards("j_b").map((s) => s.attempts)).toEqual([1, 0]);
+    db.recordAttempt("j_b", 0);
+    db.recordAttempt("j_b", 1);
+    db.close();
+    const again = new JobDb(file);
+    expect(again.pendingShards("j_b")).toEqual([
+      { idx: 0, start: 0, end: 1, attempts: 2 },
+      { idx: 1, start: 1, end: 2, attempts: 1 },
+    ]);
+    again.close();
+  });
+
   it("keeps a second opener of the same file out, with a reason", async () => {
     const { db, file } = await freshDb();
     expect(() => new JobDb(file)).toThrow(/another coordinator is using .*edgepool\.sqlite/);

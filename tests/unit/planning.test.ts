@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_SHARD_BYTES, PROBE_FLOPS_PER_SEC, shardRows, updateRate } from "../../coordinator/scheduling/planner.js";
+import { MAX_SHARD_BYTES, PROBE_FLOPS_PER_SEC, knownOutputRowBytes, shardRows, updateRate } from "../../coordinator/scheduling/planner.js";
 import { Throughput } from "../../coordinator/observe/throughput.js";
 import { EdgepoolError } from "../../shared/errors.js";
 import { safeFileName, validateJobInputs } from "../../shared/tensor/job-inputs.js";
@@ -35,6 +35,20 @@ describe("shard sizes", () => {
     expect(updateRate(undefined, 100)).toBe(100);
     expect(updateRate(100, 200, 0.5)).toBe(150);
     expect(updateRate(100, Number.NaN)).toBe(100);
+  });
+});
+
+describe("output row bytes", () => {
+  it("counts the outputs whose dims past the batch are known, for shard sizes and the frame check alike", () => {
+    const outputs = [
+      { dtype: "float32" as const, shape: ["batch", 10] },
+      { dtype: "int64" as const, shape: ["batch", 2, 3] },
+      { dtype: "float32" as const, shape: ["batch", "seq"] },
+    ];
+    expect(knownOutputRowBytes(outputs)).toBe(10 * 4 + 6 * 8);
+    // An output file's shape has every dim, the rows first.
+    expect(knownOutputRowBytes([{ dtype: "float16", shape: [1000, 4] }])).toBe(8);
+    expect(knownOutputRowBytes([])).toBe(0);
   });
 });
 
