@@ -35,7 +35,7 @@ const MAX_TEXT_BYTES = 1024 * 1024;
 const MODEL_PATH = "/models";
 
 /** A ws WebSocket as the session's narrow link; sends are coalesced per tick (ws-send.ts). */
-class WsLink implements WorkerLink {
+export class WsLink implements WorkerLink {
   constructor(private readonly ws: WebSocket) {}
 
   send(data: string | Uint8Array, sent?: (err?: Error) => void): void {

@@ -288,6 +288,20 @@ export class WorkerSession {
   }
 
   /** Samples per second of compute time, as measured on this worker so far. */
+  /** Rows in the last shard sent to it, and the mean over all sent. */
+  get lastShardRows(): number {
+    return this.sent.lastRows;
+  }
+
+  get meanShardRows(): number {
+    return this.sent.shards > 0 ? this.sent.rows / this.sent.shards : 0;
+  }
+
+  /** Milliseconds it spent computing accepted shards. */
+  get computeMs(): number {
+    return this.done.computeMs;
+  }
+
   get samplesPerSec(): number {
     return this.done.computeMs > 0 ? (this.done.samples * 1000) / this.done.computeMs : 0;
   }
@@ -338,42 +352,5 @@ export class WorkerSession {
       perModel: [...this.perModel].map(([model, m]) => ({ model, ...m })),
     };
   }
-
-  toStatus() {
-    const h = this.helloValue;
-    return {
-      id: h?.workerId ?? this.connId,
-      name: this.name,
-      state: this.stateValue,
-      busy: this.held > 0,
-      platform: h?.platform ?? "unknown",
-      arch: h?.arch ?? "unknown",
-      cpus: h?.cpus ?? 0,
-      memoryBytes: h?.memoryBytes ?? 0,
-      runtime: h?.runtime ?? { name: "unknown", version: "unknown" },
-      backend: h?.backend ?? null,
-      userAgent: h?.userAgent ?? null,
-      threads: h?.threads ?? 0,
-      slots: h?.slots ?? 0,
-      virtual: h?.virtual ?? false,
-      remote: this.remote,
-      inflight: this.held,
-      shardsDone: this.done.shards,
-      samplesDone: this.done.samples,
-      shardErrors: this.errors,
-      lastShardRows: this.sent.lastRows,
-      meanShardRows: this.sent.shards > 0 ? this.sent.rows / this.sent.shards : 0,
-      maxCpu: h?.maxCpu ?? 100,
-      computeMs: Math.round(this.done.computeMs),
-      samplesPerSec: this.samplesPerSec,
-      connectedAt: this.connectedAt,
-      lastSeen: this.seen,
-      trust: this.trust,
-      agreements: this.votes.agreed,
-      disagreements: this.votes.disagreed,
-      quarantined: this.quarantined,
-    };
-  }
 }
 
-export type WorkerStatus = ReturnType<WorkerSession["toStatus"]>;

@@ -19,6 +19,7 @@ import { Coordinator } from "../../coordinator/coordinator.js";
 import { JobDb, type ModelRow } from "../../coordinator/jobs/job-db.js";
 import { ReportDataSchema } from "../../coordinator/report/report-data.js";
 import { WorkerSession } from "../../coordinator/workers/session.js";
+import { WsLink } from "../../coordinator/workers/gateway.js";
 import { createLogger } from "../../shared/node/logger.js";
 import { readNpyFileHeader, writeNpyFile } from "../../shared/node/npy-file.js";
 import { catalogModel } from "../../shared/onnx/catalog.js";
@@ -59,19 +60,21 @@ function modelRow(): ModelRow {
 
 /** A session the way the gateway makes one: a server-side socket, then a parsed hello. */
 function session(name: string): WorkerSession {
-  const s = new WorkerSession("c-1", serverSide, "127.0.0.1:5000", 1);
-  s.hello = HelloSchema.parse(
+  const s = new WorkerSession("c-1", new WsLink(serverSide), "127.0.0.1:5000", 1);
+  s.markReady(HelloSchema.parse(
     JSON.parse(
       helloMessage({
         workerId: `${name}-id`, name, platform: "linux", arch: "arm64", cpus: 4, memoryBytes: 2e9,
         runtime: { name: "onnxruntime-node", version: "1.30.0" }, threads: 2, slots: 2, maxCpu: 50, backend: "cpu",
       }),
     ),
-  );
-  s.state = "ready";
+  ));
+  // Two shards of 64 rows sent, one answered: the view's figures come from these.
+  s.hold(64);
+  s.hold(64);
+  s.release();
+  s.release();
   s.recordDone(SHA, 64, 120, 30);
-  s.shardsSent = 2;
-  s.rowsSent = 128;
   return s;
 }
 
@@ -116,7 +119,7 @@ describe("the views the coordinator builds parse with the client's schemas", () 
   });
 
   it("a worker before its hello", () => {
-    const v = workerView(new WorkerSession("c-2", serverSide, "127.0.0.1:5001", 1));
+    const v = workerView(new WorkerSession("c-2", new WsLink(serverSide), "127.0.0.1:5001", 1));
     expect(WorkerViewSchema.parse(v)).toEqual(v);
     expect(v).toMatchObject({ id: "c-2", name: "c-2", state: "handshake", platform: "unknown", runtime: { name: "unknown", version: "unknown" } });
   });
@@ -149,7 +152,7 @@ describe("a coordinator's status, report data, health and errors", () => {
     client = new CoordinatorClient(c.url);
     // A worker that gets no work (quarantined), so the job below stays queued and the figures still.
     const laptop = session("laptop-1");
-    laptop.quarantined = true;
+    laptop.quarantine("a test worker that must get no work");
     c.scheduler.addWorker(laptop);
     const model = await client.uploadModel(MLP);
     const file = path.join(tmp.dir, "in.npy");

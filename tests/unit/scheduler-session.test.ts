@@ -1,4 +1,5 @@
 /** The worker session's state machine and counters, on a fake link (no socket). */
+import { workerView } from "../../coordinator/api/workers.js";
 import { describe, expect, it } from "vitest";
 import { WorkerSession, type WorkerLink } from "../../coordinator/workers/session.js";
 import { HelloSchema, PROTOCOL_VERSION } from "../../shared/protocol/messages.js";
@@ -44,7 +45,7 @@ describe("worker session", () => {
     s.markReady(hello);
     expect(s.idle).toBe(true);
     s.quarantine("wrong answers");
-    expect([s.quarantined, s.freeCredit, s.idle, s.toStatus().quarantined]).toEqual([true, 0, false, true]);
+    expect([s.quarantined, s.freeCredit, s.idle, workerView(s).quarantined]).toEqual([true, 0, false, true]);
     expect(() => s.quarantine("again")).toThrow(expect.objectContaining({ code: "E_STATE" }) as Error);
   });
 
@@ -53,7 +54,7 @@ describe("worker session", () => {
     s.markReady(hello);
     expect(s.takeOwedResult()).toBe(false);
     s.hold(5);
-    expect([s.inflight, s.freeCredit, s.toStatus().lastShardRows]).toEqual([1, 2, 5]);
+    expect([s.inflight, s.freeCredit, workerView(s).lastShardRows]).toEqual([1, 2, 5]);
     expect(s.takeOwedResult()).toBe(true);
     expect(s.takeOwedResult()).toBe(false);
     s.release();

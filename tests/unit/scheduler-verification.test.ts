@@ -4,6 +4,7 @@
  * worker gets real shards only after its canary matched, and a quarantined worker's shards go
  * elsewhere while it stays quarantined when it reconnects.
  */
+import { workerView } from "../../coordinator/api/workers.js";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CoordinatorEventMap } from "../../coordinator/observe/events.js";
 import { Harness, shardIdx, type FakeWorker } from "./scheduler-fakes.js";
@@ -130,7 +131,7 @@ describe("quarantine", () => {
     liar.leave();
     const again = h.worker("liar", "manual");
     expect(again.session.quarantined).toBe(true);
-    expect(again.session.toStatus().quarantined).toBe(true);
+    expect(workerView(again.session).quarantined).toBe(true);
     const next = await h.job({ rows: 4 });
     const done = h.events.next("jobDone", (e) => e.jobId === next.id);
     h.scheduler.addJob(next);
