@@ -16,10 +16,10 @@
  *
  * Callers see typed events only: `connected`, `text`, `binary`, `disconnected`.
  */
-import { clientMaskOptions, sendCoalesced } from "../shared/node/ws-send.js";
+import { clientMaskOptions, messageBytes, sendCoalesced } from "../shared/node/ws-send.js";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { WebSocket, type RawData } from "ws";
+import { WebSocket } from "ws";
 import { backoffDelay } from "../shared/backoff.js";
 import { EdgepoolError, toEdgepoolError } from "../shared/errors.js";
 import { tlsError } from "../shared/node/tls.js";
@@ -56,12 +56,6 @@ export interface ConnectionEvents {
 }
 
 export type ConnectionState = "idle" | "dialling" | "open" | "waiting" | "closed";
-
-function toBuffer(data: RawData): Buffer {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return Buffer.from(data);
-  return data;
-}
 
 export class Connection extends EventEmitter<ConnectionEvents> {
   private stateValue: ConnectionState = "idle";
@@ -174,9 +168,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         // copies, so a frame decoder that copies an unaligned frame with slice() would get
         // the same unaligned bytes back. ws hands out unaligned slices when several
         // messages arrive in one read.
-        const buf = toBuffer(data);
+        const buf = messageBytes(data);
         this.emit("binary", new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
-      } else this.emit("text", toBuffer(data).toString("utf8"));
+      } else this.emit("text", messageBytes(data).toString("utf8"));
     });
     socket.on("pong", () => {
       this.awaitingPong = false;

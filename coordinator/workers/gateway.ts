@@ -14,9 +14,9 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
-import type { RawData, WebSocket } from "ws";
+import type { WebSocket } from "ws";
 import { EdgepoolError, toEdgepoolError, wsCloseCodeFor } from "../../shared/errors.js";
-import { sendCoalesced } from "../../shared/node/ws-send.js";
+import { messageBytes, sendCoalesced } from "../../shared/node/ws-send.js";
 import { errorMessage, welcomeMessage } from "../../shared/protocol/encode.js";
 import { checkProtocolVersion, parseResultFrame, parseWorkerText } from "../../shared/protocol/messages.js";
 import { TokenBucket } from "./rate-limit.js";
@@ -61,12 +61,6 @@ export class WsLink implements WorkerLink {
   get isOpen(): boolean {
     return this.ws.readyState === this.ws.OPEN;
   }
-}
-
-function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
 }
 
 export class WorkerGateway {
@@ -134,11 +128,11 @@ export class WorkerGateway {
       if (session.refused || session.state === "closed") return;
       this.liveness.heard(session);
       try {
-        const bytes = toBytes(data);
+        const bytes = messageBytes(data);
         if (isBinary) this.onBinary(session, bytes);
         else {
           if (bytes.byteLength > MAX_TEXT_BYTES) throw new EdgepoolError("E_TOO_LARGE", `text message of ${bytes.byteLength} bytes; the limit is ${MAX_TEXT_BYTES}`);
-          this.onText(session, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"), endHandshake);
+          this.onText(session, bytes.toString("utf8"), endHandshake);
         }
       } catch (err) {
         this.onMalformed(session, err);

@@ -6,7 +6,7 @@
  * been its name for it across every major version.)
  */
 import type { Socket } from "node:net";
-import type { WebSocket } from "ws";
+import type { RawData, WebSocket } from "ws";
 
 const corked = new WeakSet<Socket>();
 
@@ -45,4 +45,11 @@ export function clientMaskOptions(url: string): { generateMask?: (mask: Buffer) 
   const host = u.hostname.replace(/^\[|\]$/g, "");
   const loopback = host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
   return u.protocol === "wss:" || u.protocol === "https:" || loopback ? { generateMask: (mask) => mask.fill(0) } : {};
+}
+
+/** A received message's bytes as one Buffer (ws hands over a Buffer, an ArrayBuffer or fragments); no copy unless fragmented. */
+export function messageBytes(data: RawData): Buffer {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  return data;
 }

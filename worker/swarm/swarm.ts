@@ -22,12 +22,13 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { WebSocket, type RawData } from "ws";
+import { WebSocket } from "ws";
 import { backoffDelay } from "../../shared/backoff.js";
 import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
 import { helloMessage } from "../../shared/protocol/encode.js";
 import type { ErrorMessage, HelloInput, Welcome } from "../../shared/protocol/messages.js";
 import { authHeader } from "../../shared/token.js";
+import { messageBytes } from "../../shared/node/ws-send.js";
 import { dispatchCoordinatorText, welcomeRefusal, type CoordinatorTextHandler } from "../core/protocol.js";
 import { SIMULATOR_VERSION, type SwarmConfig } from "./config.js";
 import { ModelSpecs } from "./model-specs.js";
@@ -62,12 +63,6 @@ export interface SwarmEvents {
 }
 
 type HelloFields = Omit<HelloInput, "type" | "protocol" | "workerId" | "name">;
-
-function toBuffer(data: RawData): Buffer {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return Buffer.from(data);
-  return data;
-}
 
 export class Swarm extends EventEmitter<SwarmEvents> {
   private readonly workers: VirtualWorker[];
@@ -245,7 +240,7 @@ export class Swarm extends EventEmitter<SwarmEvents> {
     });
     socket.on("message", (data, isBinary) => {
       if (w.socket !== socket) return;
-      const buf = toBuffer(data);
+      const buf = messageBytes(data);
       if (isBinary) this.shards.receive(w, socket, new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
       else dispatchCoordinatorText(buf.toString("utf8"), w, this.textHandler);
     });
