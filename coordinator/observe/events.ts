@@ -49,6 +49,15 @@ export interface ShardDispatched {
   resentAfterMs: number | null;
 }
 
+/** A shard that had been handed back (dead worker, timeout, error) went out again: the failover figure. */
+export interface ShardResent {
+  jobId: string;
+  shardId: string;
+  workerId: string;
+  /** Ms from being handed back to being sent again. */
+  afterMs: number;
+}
+
 export interface ShardDone {
   jobId: string;
   shardId: string;
@@ -123,6 +132,7 @@ export interface CoordinatorEventMap {
   workerLeft: WorkerLeft;
   workerQuarantined: WorkerQuarantined;
   shardDispatched: ShardDispatched;
+  shardResent: ShardResent;
   shardDone: ShardDone;
   shardRetried: ShardRetried;
   jobStarted: JobStarted;

@@ -32,6 +32,7 @@ export const EVENT_LINES = {
   jobFailed: z.object({ jobId: z.string(), code: z.string(), err: z.string() }),
   jobCancelled: z.object({ jobId: z.string() }),
   shardDispatched: z.object({ jobId: z.string(), shardId: z.string(), workerId: z.string(), start: z.number(), end: z.number(), duplicate: z.boolean() }),
+  shardResent: z.object({ jobId: z.string(), shardId: z.string(), workerId: z.string(), afterMs: z.number() }),
   shardDone: z.object({ jobId: z.string(), shardId: z.string(), workerId: z.string(), rows: z.number(), ms: z.number() }),
   shardRetried: z.object({ jobId: z.string(), shard: z.number(), workerId: z.string(), code: z.string(), attempts: z.number() }),
 } satisfies { [K in CoordinatorEventName]: z.ZodType };
@@ -73,6 +74,7 @@ export function logEvents(events: CoordinatorEvents, log: Logger): () => void {
   if (log.isLevelEnabled("debug")) {
     offs.push(
       on("shardDispatched", "debug", "shard sent", (e) => ({ jobId: e.jobId, shardId: e.shardId, workerId: e.workerId, start: e.start, end: e.end, duplicate: e.duplicate })),
+      on("shardResent", "debug", "shard resent", (e) => ({ jobId: e.jobId, shardId: e.shardId, workerId: e.workerId, afterMs: e.afterMs })),
       on("shardDone", "debug", "shard done", (e) => ({ jobId: e.jobId, shardId: e.shardId, workerId: e.workerId, rows: e.rows, ms: e.ms })),
       on("shardRetried", "debug", "shard to be retried", (e) => ({ jobId: e.jobId, shard: e.shard, workerId: e.workerId, code: e.code, attempts: e.attempts })),
     );

@@ -31,9 +31,8 @@ export class Failover {
   private lastResentAt: number | null = null;
 
   constructor(events: CoordinatorEvents) {
-    events.on("shardDispatched", (e) => {
-      if (e.resentAfterMs === null) return;
-      this.resendLatency.push(e.resentAfterMs);
+    events.on("shardResent", (e) => {
+      this.resendLatency.push(e.afterMs);
       if (this.resendLatency.length > MAX_RESEND_SAMPLES) this.resendLatency.shift();
       this.lastResentAt = Date.now();
     });

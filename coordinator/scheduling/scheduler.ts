@@ -288,6 +288,9 @@ export class Scheduler {
   private sent(d: Dispatch, bytes: number): void {
     this.counters.dispatched += 1;
     this.counters.bytesOut += bytes;
+    // Emitted apart from shardDispatched, which only debug logs listen to: the failover figure
+    // is always kept, and must not cost every shard a payload.
+    if (d.handedBackAt !== null) this.events.emit("shardResent", { jobId: d.job.id, shardId: d.shardId, workerId: d.worker.id, afterMs: d.sentAt - d.handedBackAt });
     if (this.events.listening("shardDispatched")) {
       this.events.emit("shardDispatched", {
         jobId: d.job.id, shardId: d.shardId, workerId: d.worker.id, start: d.task.start, end: d.task.end, duplicate: d.duplicate,

@@ -61,6 +61,7 @@ describe("drain", () => {
     expect(d.session.inflight).toBe(1);
     expect(h.scheduler.counters.requeued).toBe(1);
 
+    const resent = h.events.next("shardResent", (e) => e.jobId === job.id);
     const other = h.worker("other", "honest");
     const done = h.events.next("jobDone", (e) => e.jobId === job.id);
     // The one it is running still counts.
@@ -70,6 +71,11 @@ describe("drain", () => {
     expect(d.link.shards).toHaveLength(2);
     expect(d.session.shardsDone).toBe(1);
     expect(other.link.shards.map((r) => r.header.start)).toContain(queued!.header.start);
+    // The handed-back shard going out again is the failover figure's sample.
+    const r = await resent;
+    expect(r.workerId).toBe(other.session.id);
+    expect(r.afterMs).toBeGreaterThanOrEqual(0);
+    expect(other.link.shards.some((x) => x.header.shardId === r.shardId && x.header.start === queued!.header.start)).toBe(true);
     expect(await h.output(job)).toEqual([1, 5, 9, 13, 17, 21]);
     expect(h.db.pendingShards(job.id)).toEqual([]);
 
