@@ -44,7 +44,6 @@ import { Scheduler } from "./scheduling/scheduler.js";
 import { WorkerGateway } from "./workers/gateway.js";
 import { Liveness } from "./workers/liveness.js";
 
-export { VERSION } from "./version.js";
 
 export type CoordinatorState = "starting" | "listening" | "closing" | "terminating" | "closed";
 

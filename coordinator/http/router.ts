@@ -21,7 +21,7 @@ import type { ModelStore } from "../jobs/model-store.js";
 import type { JoinPage } from "../join/page.js";
 import type { CoordinatorMetrics } from "../observe/metrics.js";
 import type { StatusViews } from "../observe/status.js";
-import { VERSION } from "../version.js";
+import { VERSION } from "../../shared/version.js";
 import { type Authenticator, type Viewer, redactUrl } from "./auth.js";
 import { serveFile } from "./files.js";
 import { parseRequestUrl, readJson, sendError, sendJson } from "./http-util.js";

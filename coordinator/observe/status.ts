@@ -17,7 +17,7 @@ import type { JobService } from "../jobs/job-service.js";
 import type { ModelStore } from "../jobs/model-store.js";
 import type { ReportData } from "../report/report-data.js";
 import type { Scheduler } from "../scheduling/scheduler.js";
-import { VERSION } from "../version.js";
+import { VERSION } from "../../shared/version.js";
 import type { CoordinatorEvents } from "./events.js";
 import type { Throughput } from "./throughput.js";
 

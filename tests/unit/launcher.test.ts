@@ -11,8 +11,14 @@ import { NODE_FLAGS } from "../../shared/node/node-flags.js";
 import { systemdUnit } from "../../bin/commands/systemd-unit.js";
 import { parseWorkerConfig } from "../../worker/config.js";
 import { BIN, tempDir } from "../../harness/procs.js";
+import { VERSION } from "../../shared/version.js";
 
 describe("launcher", () => {
+  it("reports the version package.json gives", () => {
+    const pkg = JSON.parse(readFileSync(path.join(path.dirname(BIN), "..", "package.json"), "utf8")) as { version: string };
+    expect(VERSION).toBe(pkg.version);
+  });
+
   it("carries NODE_FLAGS in its shebang", () => {
     const first = readFileSync(BIN, "utf8").split("\n")[0];
     expect(first).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(" ")}`);
