@@ -5,9 +5,27 @@
 import { z } from "zod";
 import { DTYPES } from "../../shared/tensor/tensor.js";
 import type { JobRow } from "../jobs/job-db.js";
-import type { CreateJobSchema, InlineJobSchema } from "../jobs/job-service.js";
 
-/** What a client sends to create a job (POST /api/jobs, JSON): the server's own request schema. */
+const UPLOAD_ID_RE = /^[0-9a-f-]{36}$/;
+
+/** What a client sends to create a job (POST /api/jobs, JSON): the schema the server reads it with. */
+export const CreateJobSchema = z.object({
+  model: z.string().regex(/^[0-9a-f]{64}$/, "model must be the sha256 returned by POST /api/models"),
+  inputs: z
+    .record(z.string().min(1).max(256), z.string().regex(UPLOAD_ID_RE, "input values must be upload ids"))
+    .refine((r) => Object.keys(r).length <= 1024, "at most 1024 inputs"),
+  shardSize: z.number().int().positive().optional(),
+  /** Workers that compute each shard independently; results must agree (default 1: no check). */
+  redundancy: z.number().int().min(1).max(9).optional(),
+  rtol: z.number().nonnegative().max(1).optional(),
+  atol: z.number().nonnegative().optional(),
+  canaries: z.number().int().min(0).max(64).optional(),
+});
+
+/** The header of an inline job's frame: the job's settings; its tensors are the inputs. */
+export const InlineJobSchema = CreateJobSchema.omit({ inputs: true }).strict();
+
+/** What a client sends to create a job, as the client writes it. */
 export type CreateJobRequest = z.input<typeof CreateJobSchema>;
 /** A job's settings without its inputs: the header of an inline job's frame. */
 export type InlineJobSpec = z.input<typeof InlineJobSchema>;

@@ -9,7 +9,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { EdgepoolError, toEdgepoolError } from "../../shared/errors.js";
 import { FRAME_MEDIA_TYPE, decodeFrame, encodeFrame } from "../../shared/protocol/frame.js";
 import { type InlineAnswerHeader, jobView } from "../api/jobs.js";
-import { InlineJobSchema, type JobService } from "../jobs/job-service.js";
+import { InlineJobSchema } from "../api/jobs.js";
+import type { JobService } from "../jobs/job-service.js";
 import type { Viewer } from "./auth.js";
 import { readBody, sendJson } from "./http-util.js";
 

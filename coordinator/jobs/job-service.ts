@@ -18,30 +18,16 @@ import type { Viewer } from "../http/auth.js";
 import { bodyToFile } from "./uploads.js";
 import { Job } from "./job.js";
 import { knownOutputRowBytes } from "../scheduling/planner.js";
+import type { CreateJobSchema, InlineJobSchema } from "../api/jobs.js";
+import { FRAME_HEADER_ALLOWANCE, checkShardsFitFrame } from "./frame-fit.js";
 import { VerificationSchema, type JobDb, type JobRow, type ModelRow } from "./job-db.js";
 import type { ModelStore } from "./model-store.js";
 import type { Scheduler } from "../scheduling/scheduler.js";
 
-const UPLOAD_ID_RE = /^[0-9a-f-]{36}$/;
 const JOB_ID_RE = /^j_[0-9a-z]{16}$/;
 
-export const CreateJobSchema = z.object({
-  model: z.string().regex(/^[0-9a-f]{64}$/, "model must be the sha256 returned by POST /api/models"),
-  inputs: z
-    .record(z.string().min(1).max(256), z.string().regex(UPLOAD_ID_RE, "input values must be upload ids"))
-    .refine((r) => Object.keys(r).length <= 1024, "at most 1024 inputs"),
-  shardSize: z.number().int().positive().optional(),
-  /** Workers that compute each shard independently; results must agree (default 1: no check). */
-  redundancy: z.number().int().min(1).max(9).optional(),
-  rtol: z.number().nonnegative().max(1).optional(),
-  atol: z.number().nonnegative().optional(),
-  canaries: z.number().int().min(0).max(64).optional(),
-});
-export type CreateJobRequest = z.infer<typeof CreateJobSchema>;
-
-/** The header of an inline job's frame: the job's settings; its tensors are the inputs. */
-export const InlineJobSchema = CreateJobSchema.omit({ inputs: true }).strict();
-export type InlineJobRequest = z.infer<typeof InlineJobSchema>;
+type CreateJobRequest = z.infer<typeof CreateJobSchema>;
+type InlineJobRequest = z.infer<typeof InlineJobSchema>;
 
 type NewJob = Parameters<JobDb["insertJob"]>[0];
 
@@ -68,33 +54,6 @@ export interface JobLimits {
   maxFrameBytes: number;
   /** Queued or running jobs per owner (--max-jobs-per-client); an open pool is one owner. */
   maxJobsPerClient: number;
-}
-
-/** Room left in a frame for its JSON header and alignment padding. */
-const FRAME_HEADER_ALLOWANCE = 64 * 1024;
-
-/**
- * Refuses a job whose shards could not travel in one frame: a single row over the frame
- * limit, or a fixed shard size whose input or (known) output rows exceed it (a shard holds at
- * most the job's `rows`). The message names the largest --shard-size that fits.
- */
-export function checkShardsFitFrame(inRowBytes: number, outRowBytes: number, shardSize: number | null, maxFrameBytes: number, rows = Infinity): void {
-  const perRow = Math.max(inRowBytes, outRowBytes, 1);
-  const budget = maxFrameBytes - FRAME_HEADER_ALLOWANCE;
-  const fits = Math.floor(budget / perRow);
-  if (fits < 1) {
-    throw new EdgepoolError(
-      "E_TOO_LARGE",
-      `one row of this job moves ${perRow} bytes, more than fits in one ${maxFrameBytes}-byte frame; start the coordinator with a larger --max-frame-mb`,
-    );
-  }
-  if (shardSize !== null && Math.min(shardSize, rows) > fits) {
-    throw new EdgepoolError(
-      "E_TOO_LARGE",
-      `--shard-size ${shardSize} makes frames of about ${Math.min(shardSize, rows) * perRow} bytes (${perRow} bytes a row), over the coordinator's ` +
-        `frame limit of ${maxFrameBytes} bytes (--max-frame-mb); use --shard-size ${fits} or less, or leave it out to size shards automatically`,
-    );
-  }
 }
 
 export class JobService {

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { CoordinatorClient } from "../../coordinator/client/client.js";
 import { parseCoordinatorConfig } from "../../coordinator/config.js";
-import { checkShardsFitFrame } from "../../coordinator/jobs/job-service.js";
+import { checkShardsFitFrame } from "../../coordinator/jobs/frame-fit.js";
 import { TokenBucket } from "../../coordinator/workers/rate-limit.js";
 import { catalogModel } from "../../shared/onnx/catalog.js";
 import { writeNpyFile } from "../../shared/node/npy-file.js";
