@@ -120,10 +120,13 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command("inspect")
-    .description("print a model's inputs, outputs and FLOPs per sample")
+    .description("print a model's inputs, outputs and FLOPs per sample (per generated token, with its layout, for a language model)")
     .argument("<file>", ".onnx file")
     .option("--json", "print JSON")
-    .action(async (file: string, o: { json?: boolean }) => run((await import("./commands/models.js")).inspectCommand(file, o)));
+    .option("--context <n>", "for a language model: context length at which FLOPs per generated token are counted", "128")
+    .action(async (file: string, o: { json?: boolean; context: string }) =>
+      run((await import("./commands/models.js")).inspectCommand(file, { ...(o.json === true ? { json: true } : {}), context: Number(o.context) })),
+    );
 
   program
     .command("demo")

@@ -7,15 +7,13 @@
  * Every model's first input dim is the batch: symbolic ("batch") by default, or fixed when
  * `build({ batch: n })` asks for it, as models exported for a batch of one often are.
  */
-import { z } from "zod";
 import { EdgepoolError } from "../errors.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { GraphBuilder, SeededRandom, attr } from "./builder.js";
+import { batchDim, heStd, normalInput, type CatalogBuildOptions } from "./catalog-build.js";
+import { LM_DIM, LM_HEADS, LM_LAYERS, LM_MAX_POSITIONS, LM_VOCAB, buildLlmTiny, llmTinyInputs } from "./catalog-llm.js";
 
-export const CatalogBuildOptionsSchema = z.object({
-  batch: z.union([z.literal("dynamic"), z.number().int().positive()]).optional(),
-});
-export type CatalogBuildOptions = z.infer<typeof CatalogBuildOptionsSchema>;
+export { CatalogBuildOptionsSchema, type CatalogBuildOptions } from "./catalog-build.js";
 
 export interface CatalogEntry {
   name: string;
@@ -24,31 +22,6 @@ export interface CatalogEntry {
   build(opts?: CatalogBuildOptions): Uint8Array;
   /** Deterministic, valid example inputs for `batch` rows, keyed by input name. */
   sampleInputs(batch: number, seed?: number): Record<string, Tensor>;
-}
-
-type BatchDim = number | "batch";
-
-function batchDim(opts: CatalogBuildOptions | undefined, model: string): BatchDim {
-  const parsed = CatalogBuildOptionsSchema.safeParse(opts ?? {});
-  if (!parsed.success) {
-    throw new EdgepoolError(
-      "E_BAD_REQUEST",
-      `catalog model "${model}": batch must be "dynamic" or a positive integer (${parsed.error.issues[0]?.message ?? "invalid"})`,
-    );
-  }
-  const b = parsed.data.batch ?? "dynamic";
-  return b === "dynamic" ? "batch" : b;
-}
-
-function normalInput(dims: number[], seed: number): Tensor {
-  let n = 1;
-  for (const d of dims) n *= d;
-  return { dtype: "float32", dims, data: new SeededRandom(seed).normalArray(n) };
-}
-
-/** He-style scale for a layer followed by ReLU, so activations keep their magnitude. */
-function heStd(fanIn: number): number {
-  return Math.sqrt(2 / fanIn);
 }
 
 // --- mlp ---------------------------------------------------------------------------------
@@ -278,6 +251,15 @@ export const CATALOG: readonly CatalogEntry[] = [
       "embeddings [batch,16,64], pooled [batch,64]",
     build: buildTransformer,
     sampleInputs: transformerInputs,
+  },
+  {
+    name: "llm-tiny",
+    description:
+      `Decoder-only LM with a KV cache (Optimum decoder-with-past layout; ${LM_LAYERS} layers, ${LM_HEADS} heads, ` +
+      `d=${LM_DIM}, vocab ${LM_VOCAB}, ${LM_MAX_POSITIONS} positions): input_ids/attention_mask/position_ids + ` +
+      "past_key_values.<i>.key/.value → logits [batch,seq,256] + present.<i>.key/.value; for generation tests",
+    build: buildLlmTiny,
+    sampleInputs: llmTinyInputs,
   },
 ];
 

@@ -32,7 +32,35 @@ const EXPECTED_INFO = {
       { name: "pooled", dtype: "float32", shape: ["batch", 64] },
     ],
   },
+  "llm-tiny": {
+    inputs: [
+      { name: "input_ids", dtype: "int64", shape: ["batch", "sequence_length"] },
+      { name: "attention_mask", dtype: "int64", shape: ["batch", "total_sequence_length"] },
+      { name: "position_ids", dtype: "int64", shape: ["batch", "sequence_length"] },
+      { name: "past_key_values.0.key", dtype: "float32", shape: ["batch", 4, "past_sequence_length", 16] },
+      { name: "past_key_values.0.value", dtype: "float32", shape: ["batch", 4, "past_sequence_length", 16] },
+      { name: "past_key_values.1.key", dtype: "float32", shape: ["batch", 4, "past_sequence_length", 16] },
+      { name: "past_key_values.1.value", dtype: "float32", shape: ["batch", 4, "past_sequence_length", 16] },
+    ],
+    outputs: [
+      { name: "logits", dtype: "float32", shape: ["batch", "sequence_length", 256] },
+      { name: "present.0.key", dtype: "float32", shape: ["batch", 4, "total_sequence_length", 16] },
+      { name: "present.0.value", dtype: "float32", shape: ["batch", 4, "total_sequence_length", 16] },
+      { name: "present.1.key", dtype: "float32", shape: ["batch", 4, "total_sequence_length", 16] },
+      { name: "present.1.value", dtype: "float32", shape: ["batch", 4, "total_sequence_length", 16] },
+    ],
+  },
 } as const;
+
+/** Symbolic non-batch dims as the sample inputs fix them: llm-tiny's prefill of 8 tokens, no past. */
+const SAMPLE_DIMS: Record<string, number> = { sequence_length: 8, total_sequence_length: 8 };
+
+function sampleDim(d: number | string): number {
+  if (typeof d === "number") return d;
+  const n = SAMPLE_DIMS[d];
+  if (n === undefined) throw new Error(`no sample size for dim "${d}"`);
+  return n;
+}
 
 function toOrt(inputs: Record<string, Tensor>): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
@@ -70,7 +98,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 describe("catalog", () => {
   it("lists the built-in models and finds them by name", () => {
-    expect(catalogNames()).toEqual(["mlp", "wide-mlp", "scale", "cnn", "transformer"]);
+    expect(catalogNames()).toEqual(["mlp", "wide-mlp", "scale", "cnn", "transformer", "llm-tiny"]);
     expect(catalogModel("cnn").name).toBe("cnn");
     let err: unknown;
     try {
@@ -79,7 +107,7 @@ describe("catalog", () => {
       err = e;
     }
     expect((err as EdgepoolError).code).toBe("E_NOT_FOUND");
-    expect((err as EdgepoolError).message).toContain("mlp, wide-mlp, scale, cnn, transformer");
+    expect((err as EdgepoolError).message).toContain("mlp, wide-mlp, scale, cnn, transformer, llm-tiny");
   });
 
   it("rejects a bad batch option", () => {
@@ -147,7 +175,7 @@ describe("catalog models in onnxruntime-node", () => {
         for (const spec of expected.outputs) {
           const data = out[spec.name];
           if (data === undefined) throw new Error(`missing output ${spec.name}`);
-          expect(data.length).toBe(batch * spec.shape.slice(1).reduce<number>((n, d) => n * (d as number), 1));
+          expect(data.length).toBe(batch * spec.shape.slice(1).reduce<number>((n, d) => n * sampleDim(d), 1));
           expect(data.every(Number.isFinite)).toBe(true);
           // Not constant: activations were scaled to stay alive through the network.
           let lo = Infinity;
