@@ -10,8 +10,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { CoordinatorEventName } from "../coordinator/observe/events.js";
-import { type EventLine, parseEventLine } from "../coordinator/observe/log-events.js";
+import type { CoordinatorEventMap, CoordinatorEventName } from "../coordinator/observe/events.js";
+import { parseEventLine } from "../coordinator/observe/log-events.js";
 import { NODE_FLAGS } from "../shared/node/node-flags.js";
 
 export const BIN = fileURLToPath(new URL("../bin/edgepool.js", import.meta.url));
@@ -149,9 +149,9 @@ export interface WaitForEventOptions {
 export function waitForEvent<K extends CoordinatorEventName>(
   proc: Proc,
   name: K,
-  match: (e: EventLine<K>) => boolean = () => true,
+  match: (e: CoordinatorEventMap[K]) => boolean = () => true,
   opts: WaitForEventOptions = {},
-): Promise<EventLine<K>> {
+): Promise<CoordinatorEventMap[K]> {
   const nth = opts.nth ?? 1;
   let seen = 0;
   return proc.waitForJson(
@@ -167,7 +167,7 @@ export function waitForEvent<K extends CoordinatorEventName>(
 }
 
 /** The events `name` a spawned coordinator has logged so far that `match` accepts. */
-export function eventsOf<K extends CoordinatorEventName>(proc: Proc, name: K, match: (e: EventLine<K>) => boolean = () => true): Array<EventLine<K>> {
+export function eventsOf<K extends CoordinatorEventName>(proc: Proc, name: K, match: (e: CoordinatorEventMap[K]) => boolean = () => true): Array<CoordinatorEventMap[K]> {
   return proc.jsonLines().flatMap((line) => {
     const e = parseEventLine(line, name);
     return e !== undefined && match(e) ? [e] : [];
@@ -192,7 +192,7 @@ export async function tempDir(prefix: string): Promise<{ dir: string; remove: ()
  * Starts `edgepool coordinator` with `args` and resolves once it listens, with its URL
  * and its start event (resumed jobs, TLS, tokens). Its log must be JSON at info or below.
  */
-export async function startCoordinator(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ proc: Proc; url: string; listening: EventLine<"coordinatorListening"> }> {
+export async function startCoordinator(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ proc: Proc; url: string; listening: CoordinatorEventMap["coordinatorListening"] }> {
   const proc = startProc(["coordinator", ...args], env);
   try {
     const listening = await waitForEvent(proc, "coordinatorListening");
@@ -206,7 +206,7 @@ export async function startCoordinator(args: string[], env: NodeJS.ProcessEnv = 
 /** Starts one worker process and waits until the coordinator has it (its workerJoined event). */
 export async function startWorker(coordinator: Proc, url: string, name: string, stateDir: string, extra: string[] = []): Promise<Proc> {
   const w = startProc(["worker", "--coordinator", url.replace("http", "ws"), "--name", name, "--state-dir", stateDir, "--log-level", "warn", ...extra]);
-  await waitForEvent(coordinator, "workerJoined", (e) => e.worker === name);
+  await waitForEvent(coordinator, "workerJoined", (e) => e.name === name);
   return w;
 }
 
@@ -215,7 +215,7 @@ export async function startPool(n: number, dataDir: string, coordinatorArgs: str
   const { proc: coordinator, url } = await startCoordinator(["--port", "0", "--data-dir", path.join(dataDir, "coordinator"), ...coordinatorArgs]);
   const names = Array.from({ length: n }, (_, i) => `w${i + 1}`);
   const workers = names.map((name, i) => startProc(["worker", "--coordinator", url.replace("http", "ws"), "--name", name, "--state-dir", path.join(dataDir, `worker-${i + 1}`)]));
-  for (const name of names) await waitForEvent(coordinator, "workerJoined", (e) => e.worker === name);
+  for (const name of names) await waitForEvent(coordinator, "workerJoined", (e) => e.name === name);
   return {
     url,
     coordinator,

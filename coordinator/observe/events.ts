@@ -8,155 +8,121 @@
  * `listening(name)` before building their payload.
  */
 import type { Logger } from "pino";
-import type { ErrorCode } from "../../shared/errors.js";
+import { z } from "zod";
+import { isErrorCode, type ErrorCode } from "../../shared/errors.js";
 
-export interface WorkerJoined {
-  workerId: string;
-  name: string;
-  platform: string;
-  cpus: number;
-  threads: number;
-  slots: number;
-  virtual: boolean;
-  remote: string;
-}
+/**
+ * Every event's payload, one schema each: the types below are inferred from them, and a
+ * spawned coordinator's log lines are parsed back with them (log-events.ts).
+ */
+export const EVENT_SCHEMAS = {
+  /** The coordinator listens and has resumed the jobs its data directory held. */
+  coordinatorListening: z.object({
+    url: z.string(),
+    dataDir: z.string(),
+    protocol: z.number(),
+    /** Unfinished jobs found in the data directory and queued again. */
+    resumedJobs: z.number(),
+    tls: z.boolean(),
+    /** Tokens per role (counts only, never a token), or that the pool is open. */
+    tokens: z.union([z.record(z.string(), z.number()), z.literal("none (open pool)")]),
+  }),
+  /** The coordinator has closed: every socket, the job files and the database. */
+  coordinatorStopped: z.object({
+    /** The grace period ran out and open connections were cut. */
+    forced: z.boolean(),
+    /** Ms from close() being called to the end. */
+    ms: z.number(),
+  }),
+  workerJoined: z.object({
+    workerId: z.string(),
+    name: z.string(),
+    platform: z.string(),
+    cpus: z.number(),
+    threads: z.number(),
+    slots: z.number(),
+    virtual: z.boolean(),
+    remote: z.string(),
+  }),
+  workerLeft: z.object({
+    workerId: z.string(),
+    name: z.string(),
+    /** WebSocket close code. */
+    code: z.number(),
+    /** Shards it held that went back to their jobs. */
+    requeued: z.number(),
+  }),
+  workerQuarantined: z.object({ workerId: z.string(), name: z.string(), trust: z.number(), reason: z.string() }),
+  shardDispatched: z.object({
+    jobId: z.string(),
+    shardId: z.string(),
+    workerId: z.string(),
+    start: z.number(),
+    end: z.number(),
+    /** A straggler's speculative copy. */
+    duplicate: z.boolean(),
+  }),
+  /** A shard that had been handed back (dead worker, timeout, error) went out again: the failover figure. */
+  shardResent: z.object({
+    jobId: z.string(),
+    shardId: z.string(),
+    workerId: z.string(),
+    /** Ms from being handed back to being sent again. */
+    afterMs: z.number(),
+  }),
+  shardDone: z.object({
+    jobId: z.string(),
+    shardId: z.string(),
+    workerId: z.string(),
+    rows: z.number(),
+    /** Ms from the shard frame being sent to its result being accepted. */
+    ms: z.number(),
+    virtual: z.boolean(),
+  }),
+  shardRetried: z.object({
+    jobId: z.string(),
+    /** The shard's index in its job. */
+    shard: z.number(),
+    workerId: z.string(),
+    code: z.string(),
+    message: z.string(),
+    /** Failed attempts so far, this one included. */
+    attempts: z.number(),
+  }),
+  jobStarted: z.object({ jobId: z.string() }),
+  jobDone: z.object({
+    jobId: z.string(),
+    rows: z.number(),
+    shards: z.number(),
+    seconds: z.number(),
+    samplesPerSec: z.number(),
+    /** Some shard ran on a virtual worker. */
+    virtual: z.boolean(),
+  }),
+  jobFailed: z.object({ jobId: z.string(), code: z.custom<ErrorCode>(isErrorCode), message: z.string(), virtual: z.boolean() }),
+  jobCancelled: z.object({ jobId: z.string(), virtual: z.boolean() }),
+};
 
-export interface WorkerLeft {
-  workerId: string;
-  name: string;
-  /** WebSocket close code. */
-  code: number;
-  /** Shards it held that went back to their jobs. */
-  requeued: number;
-}
-
-export interface WorkerQuarantined {
-  workerId: string;
-  name: string;
-  trust: number;
-  reason: string;
-}
-
-export interface ShardDispatched {
-  jobId: string;
-  shardId: string;
-  workerId: string;
-  start: number;
-  end: number;
-  /** A straggler's speculative copy. */
-  duplicate: boolean;
-  /** Ms since the shard was handed back (dead worker, timeout, error), when it was. */
-  resentAfterMs: number | null;
-}
-
-/** A shard that had been handed back (dead worker, timeout, error) went out again: the failover figure. */
-export interface ShardResent {
-  jobId: string;
-  shardId: string;
-  workerId: string;
-  /** Ms from being handed back to being sent again. */
-  afterMs: number;
-}
-
-export interface ShardDone {
-  jobId: string;
-  shardId: string;
-  workerId: string;
-  rows: number;
-  /** Ms from the shard frame being sent to its result being accepted. */
-  ms: number;
-  virtual: boolean;
-}
-
-export interface ShardRetried {
-  jobId: string;
-  /** The shard's index in its job. */
-  shard: number;
-  workerId: string;
-  code: string;
-  message: string;
-  /** Failed attempts so far, this one included. */
-  attempts: number;
-}
-
-export interface JobStarted {
-  jobId: string;
-}
-
-export interface JobDone {
-  jobId: string;
-  rows: number;
-  shards: number;
-  seconds: number;
-  samplesPerSec: number;
-  /** Some shard ran on a virtual worker. */
-  virtual: boolean;
-}
-
-export interface JobFailed {
-  jobId: string;
-  code: ErrorCode;
-  message: string;
-  virtual: boolean;
-}
-
-export interface JobCancelled {
-  jobId: string;
-  virtual: boolean;
-}
-
-/** The coordinator listens and has resumed the jobs its data directory held. */
-export interface CoordinatorListening {
-  url: string;
-  dataDir: string;
-  protocol: number;
-  /** Unfinished jobs found in the data directory and queued again. */
-  resumedJobs: number;
-  tls: boolean;
-  /** Tokens per role (counts only, never a token), or that the pool is open. */
-  tokens: Record<string, number> | "none (open pool)";
-}
-
-/** The coordinator has closed: every socket, the job files and the database. */
-export interface CoordinatorStopped {
-  /** The grace period ran out and open connections were cut. */
-  forced: boolean;
-  /** Ms from close() being called to the end. */
-  ms: number;
-}
-
-export interface CoordinatorEventMap {
-  coordinatorListening: CoordinatorListening;
-  coordinatorStopped: CoordinatorStopped;
-  workerJoined: WorkerJoined;
-  workerLeft: WorkerLeft;
-  workerQuarantined: WorkerQuarantined;
-  shardDispatched: ShardDispatched;
-  shardResent: ShardResent;
-  shardDone: ShardDone;
-  shardRetried: ShardRetried;
-  jobStarted: JobStarted;
-  jobDone: JobDone;
-  jobFailed: JobFailed;
-  jobCancelled: JobCancelled;
-}
+export type CoordinatorEventMap = { [K in keyof typeof EVENT_SCHEMAS]: z.infer<(typeof EVENT_SCHEMAS)[K]> };
+export type CoordinatorListening = CoordinatorEventMap["coordinatorListening"];
 
 export type CoordinatorEventName = keyof CoordinatorEventMap;
 export type Listener<K extends CoordinatorEventName> = (event: CoordinatorEventMap[K]) => void;
 
 /** A small typed emitter: listeners per event name, called in order, each guarded. */
 export class CoordinatorEvents {
-  private readonly listeners: { [K in CoordinatorEventName]?: Array<Listener<K>> } = {};
+  private readonly listeners: { [K in CoordinatorEventName]?: ReadonlyArray<Listener<K>> } = {};
 
   constructor(private readonly log: Logger) {}
 
   /** Subscribes; returns the function that unsubscribes. */
   on<K extends CoordinatorEventName>(name: K, fn: Listener<K>): () => void {
-    const list = (this.listeners[name] ??= []) as Array<Listener<K>>;
-    list.push(fn);
+    // Lists are replaced, never changed in place, so emit (per shard, hot) needs no copy to
+    // stay correct when a listener unsubscribes while it runs.
+    const listeners = this.listeners as { [N in K]?: ReadonlyArray<Listener<N>> };
+    listeners[name] = [...(listeners[name] ?? []), fn];
     return () => {
-      const i = list.indexOf(fn);
-      if (i >= 0) list.splice(i, 1);
+      listeners[name] = (listeners[name] ?? []).filter((x) => x !== fn);
     };
   }
 
@@ -178,13 +144,13 @@ export class CoordinatorEvents {
 
   /** Calls every listener of `name`; one that throws is logged, the rest still run. */
   emit<K extends CoordinatorEventName>(name: K, event: CoordinatorEventMap[K]): void {
-    const list = this.listeners[name] as Array<Listener<K>> | undefined;
+    const list = this.listeners[name] as ReadonlyArray<Listener<K>> | undefined;
     if (!list) return;
-    for (const fn of [...list]) {
+    for (const fn of list) {
       try {
         fn(event);
       } catch (err) {
-        this.log.error({ event: name, err: err instanceof Error ? err.message : String(err) }, "a coordinator event listener threw");
+        this.log.error({ listenerOf: name, err: err instanceof Error ? err.message : String(err) }, "a coordinator event listener threw");
       }
     }
   }

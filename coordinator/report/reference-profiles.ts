@@ -18,7 +18,7 @@ import { DEFAULT_PROFILES } from "./default-profiles.js";
 import { type Figure, FigureSchema, ProfilesSchema, type Profiles } from "./profile-schema.js";
 
 export { DEFAULT_PROFILES } from "./default-profiles.js";
-export { type Figure, type FigureKind, FigureKindSchema, FigureSchema, type Profiles, ProfilesSchema } from "./profile-schema.js";
+export { type Figure, FigureSchema, type Profiles, ProfilesSchema } from "./profile-schema.js";
 
 function isFigure(v: unknown): v is Figure {
   return typeof v === "object" && v !== null && "value" in v && "unit" in v && "kind" in v;

@@ -294,7 +294,6 @@ export class Scheduler {
     if (this.events.listening("shardDispatched")) {
       this.events.emit("shardDispatched", {
         jobId: d.job.id, shardId: d.shardId, workerId: d.worker.id, start: d.task.start, end: d.task.end, duplicate: d.duplicate,
-        resentAfterMs: d.handedBackAt === null ? null : d.sentAt - d.handedBackAt,
       });
     }
   }

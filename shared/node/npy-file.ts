@@ -11,7 +11,7 @@
  * - npy-row-reader.ts, npy-row-writer.ts: by rows, at their offsets
  * - npy-whole-file.ts: whole files read, written atomically, or created in one write
  */
-export { type PositionalReader, type PositionalWriter, readFully, writeFully } from "./positional-io.js";
+export { readFully, writeFully } from "./positional-io.js";
 export { readNpyFileHeader } from "./npy-file-header.js";
 export { NpyRowReader } from "./npy-row-reader.js";
 export { NpyRowWriter } from "./npy-row-writer.js";

@@ -59,8 +59,8 @@ async function joinFromBrowser(name: string, query = "", init?: () => void): Pro
   if (init) await page.addInitScript(init);
   const problems: string[] = [];
   page.on("pageerror", (e) => problems.push(e.message));
-  const nth = eventsOf(coordinator, "workerJoined", (e) => e.worker === name).length + 1;
-  const joined = waitForEvent(coordinator, "workerJoined", (e) => e.worker === name, { nth, timeoutMs: 60_000 });
+  const nth = eventsOf(coordinator, "workerJoined", (e) => e.name === name).length + 1;
+  const joined = waitForEvent(coordinator, "workerJoined", (e) => e.name === name, { nth, timeoutMs: 60_000 });
   await page.goto(`${url}/join?name=${name}${query}`);
   await joined;
   await page.waitForFunction(() => document.documentElement.dataset.state === "ready", null, { timeout: 10_000 });
@@ -214,7 +214,7 @@ describe.skipIf(!hasChromium)("a browser worker", () => {
     const file = path.join(tmp.dir, "wide-x.npy");
     await writeNpyFile(file, x);
     const model = catalogModel("wide-mlp").build();
-    const left = waitForEvent(coordinator, "workerLeft", (e) => e.worker === "browser-2", { timeoutMs: 120_000 });
+    const left = waitForEvent(coordinator, "workerLeft", (e) => e.name === "browser-2", { timeoutMs: 120_000 });
     const submitted = submitJob(client, { model, inputs: { x: file }, outDir: path.join(tmp.dir, "out-wide"), shardSize: 256 });
 
     // Close the tab while it holds shards, once it has proved it computes.
@@ -261,7 +261,7 @@ describe.skipIf(!hasChromium)("a browser worker", () => {
       return !!w && w.shardsDone >= 1 && w.inflight >= 1;
     });
     const draining = coordinator.waitFor(/\{[^\n]*"worker":"browser-4"[^\n]*"worker draining"[^\n]*\}/);
-    const left = waitForEvent(coordinator, "workerLeft", (e) => e.worker === "browser-4");
+    const left = waitForEvent(coordinator, "workerLeft", (e) => e.name === "browser-4");
     await page.click("#toggle");
     expect(JSON.parse((await draining)[0])).toMatchObject({ msg: "worker draining" });
     await left;
@@ -274,14 +274,14 @@ describe.skipIf(!hasChromium)("a browser worker", () => {
     expect(maxAbsDiff(await readNpyFile(files.logits!), await localOutputs(model, "x", x))).toBeLessThanOrEqual(1e-4);
 
     await page.click("#toggle");
-    await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "browser-4", { nth: 2 });
+    await waitForEvent(coordinator, "workerJoined", (e) => e.name === "browser-4", { nth: 2 });
     await page.waitForFunction(() => document.documentElement.dataset.state === "ready");
 
     // Only while charging: on battery it leaves the pool, plugged in it comes back.
     await page.check("#only-charging");
     await page.waitForFunction(() => document.documentElement.dataset.state === "paused");
     expect(await page.locator("#state").textContent()).toBe("Waiting for a charger");
-    await waitForEvent(coordinator, "workerLeft", (e) => e.worker === "browser-4", { nth: 2 });
+    await waitForEvent(coordinator, "workerLeft", (e) => e.name === "browser-4", { nth: 2 });
     expect((await rawWorkers()).some((w) => w.name === "browser-4")).toBe(false);
     await page.evaluate(() => {
       const b = (window as unknown as { testBattery: EventTarget & { charging: boolean } }).testBattery;
@@ -289,17 +289,17 @@ describe.skipIf(!hasChromium)("a browser worker", () => {
       b.dispatchEvent(new Event("chargingchange"));
     });
     await page.waitForFunction(() => document.documentElement.dataset.state === "ready");
-    await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "browser-4", { nth: 3 });
+    await waitForEvent(coordinator, "workerJoined", (e) => e.name === "browser-4", { nth: 3 });
     expect((await rawWorkers()).some((w) => w.name === "browser-4")).toBe(true);
     // Joined three times: at first, after Resume, after the charger.
-    expect(eventsOf(coordinator, "workerJoined", (e) => e.worker === "browser-4")).toHaveLength(3);
+    expect(eventsOf(coordinator, "workerJoined", (e) => e.name === "browser-4")).toHaveLength(3);
     await page.close();
   });
 
   it("runs a model whose batch dim is fixed at 1 sample by sample, alone once the Node worker has left", async () => {
     const page = await joinFromBrowser("browser-3");
     expect(await nodeWorker.stop()).toBe(0);
-    await waitForEvent(coordinator, "workerLeft", (e) => e.worker === "node-1");
+    await waitForEvent(coordinator, "workerLeft", (e) => e.name === "node-1");
     const x: Tensor = { dtype: "float32", dims: [8, 256], data: seededNormal(23, 8 * 256, 1) };
     const file = path.join(tmp.dir, "b1-x.npy");
     await writeNpyFile(file, x);

@@ -275,14 +275,14 @@ describe("WebSocket limits", () => {
     const ws = await open();
     const c = closing(ws);
     ws.send(hello("flooder"));
-    await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "flooder");
+    await waitForEvent(coordinator, "workerJoined", (e) => e.name === "flooder");
     // Valid messages (errors for shards it never had), far faster than the rate.
     const msg = JSON.stringify({ type: "shard_error", shardId: "nope", jobId: "nope", code: "E_INFERENCE", message: "x" });
     for (let i = 0; i < 10 * RATE; i++) ws.send(msg);
     const { code, messages } = await c;
     expect(code).toBe(1008);
     expect(messages.some((m) => m.includes('"E_RATE_LIMIT"'))).toBe(true);
-    await waitForEvent(coordinator, "workerLeft", (e) => e.worker === "flooder");
+    await waitForEvent(coordinator, "workerLeft", (e) => e.name === "flooder");
     const lines = coordinator.stdout().split("\n").filter((l) => l.includes('"worker":"flooder"') && l.includes("E_RATE_LIMIT"));
     expect(lines).toHaveLength(1);
   });

@@ -107,7 +107,7 @@ describe("a swarm of 500 virtual workers", () => {
     await swarm.close();
     expect(swarm.stats.connected).toBe(0);
     await swarm.close(); // a second close is a no-op
-    await waitForEvent(coordinator, "workerLeft", (e) => e.worker.startsWith("virtual-"), { nth: COUNT, timeoutMs: 20_000 });
+    await waitForEvent(coordinator, "workerLeft", (e) => e.name.startsWith("virtual-"), { nth: COUNT, timeoutMs: 20_000 });
     const left = await client.status();
     expect(left.workers).toHaveLength(0);
   });

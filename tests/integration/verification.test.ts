@@ -30,7 +30,7 @@ beforeAll(async () => {
     EDGEPOOL_FAULT_INJECT: "corrupt:1",
   });
   workers.push(liar);
-  await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "liar");
+  await waitForEvent(coordinator, "workerJoined", (e) => e.name === "liar");
 });
 
 afterAll(async () => {
@@ -87,7 +87,7 @@ describe("--redundancy 2 with a worker that corrupts every result", () => {
       EDGEPOOL_FAULT_INJECT: "corrupt:1",
     });
     workers.push(liar2);
-    await waitForEvent(coordinator, "workerJoined", (e) => e.worker === "liar-2");
+    await waitForEvent(coordinator, "workerJoined", (e) => e.name === "liar-2");
     const x: Tensor = { dtype: "float32", dims: [ROWS, 256], data: seededNormal(22, ROWS * 256, 1) };
     const xFile = path.join(tmp.dir, "x-canary.npy");
     await writeNpyFile(xFile, x);
@@ -100,7 +100,7 @@ describe("--redundancy 2 with a worker that corrupts every result", () => {
     // A new worker loads the model before it answers its canary; the honest three may finish
     // this small job first. Its real shards wait on that answer, so it still wrote nothing.
     const client = new CoordinatorClient(url);
-    await waitForEvent(coordinator, "workerQuarantined", (e) => e.worker === "liar-2", { timeoutMs: 15_000 });
+    await waitForEvent(coordinator, "workerQuarantined", (e) => e.name === "liar-2", { timeoutMs: 15_000 });
     const s = await client.status();
     const caught = s.workers.find((w) => w.name === "liar-2")!;
     expect(caught.quarantined).toBe(true);
