@@ -160,7 +160,6 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
 
   /** Starts dialling the coordinator; reconnects on its own until close(). Throws E_CONFIG or E_STATE. */
   start(): void {
-    if (this.session.state !== "idle") throw new EdgepoolError("E_STATE", `worker cannot start while ${this.session.state}`);
     // Built once and checked now: a value the coordinator would refuse fails here, loudly,
     // instead of on every connection.
     this.session.start(buildHello(this.config, this.workerId));
